@@ -1,0 +1,122 @@
+"""The parsing core's one API.
+
+``refmail/_parse.pyx`` (Cython) and ``refmail/_parse_py.py`` (pure Python) both implement
+exactly this: same names, same results, same exceptions (the exception classes themselves
+live in ``refmail/_parse_errors.py`` and are shared by both).  Import it through
+``refmail.parse``, never directly.
+
+Everything takes and returns ``bytes``; offsets are byte offsets into the argument.
+"""
+
+from refmail._parse_errors import LineTooLong as LineTooLong
+from refmail._parse_errors import ParseError as ParseError
+
+# ---------------------------------------------------------------------------- lines
+
+def next_line(buf: bytes, start: int, search_from: int, max_len: int) -> int:
+    """Find the end of the line that begins at ``start``.
+
+    Returns the offset just past the first LF at or after ``search_from`` (callers pass the
+    offset where their previous search stopped, so dribbled bytes are not rescanned), or -1
+    when there is no LF yet.  ``max_len`` bounds the line *including* its line ending: when the
+    line from ``start`` would exceed it (an LF found past ``start + max_len``, or no LF and
+    ``len(buf) - start > max_len``), raises ``LineTooLong``.
+    """
+
+# ---------------------------------------------------------------------------- SMTP
+
+def parse_smtp_command(line: bytes) -> tuple[bytes, bytes]:
+    """Split an SMTP command line (CRLF or LF included or not) into (VERB, argument).
+
+    The verb is upper-cased ASCII letters; the argument is the rest after one or more spaces,
+    with trailing spaces and the line ending removed.  RFC 5321 4.1.1.  Raises ``ParseError``
+    for an empty line, a verb of anything but letters, or a NUL byte anywhere.
+    """
+
+def parse_smtp_path(arg: bytes, keyword: bytes) -> tuple[bytes, list[tuple[bytes, bytes | None]]]:
+    """Parse ``MAIL``/``RCPT`` arguments: ``keyword`` is ``b"FROM"`` or ``b"TO"``.
+
+    ``b"FROM:<a@b.c> SIZE=100 BODY=8BITMIME"`` -> ``(b"a@b.c", [(b"SIZE", b"100"), (b"BODY",
+    b"8BITMIME")])``.  The keyword matches case-insensitively; spaces between ``:`` and ``<``
+    are tolerated (a common client fault).  RFC 5321 4.1.2 grammar: Reverse-path / Forward-path
+    with an optional source route ``@a,@b:`` that is dropped (4.1.1.3, C.), a Mailbox of
+    Dot-string or Quoted-string local part and a Domain or address literal (``[1.2.3.4]``,
+    ``[IPv6:...]``).  ``<>`` gives ``b""`` (null reverse path; only valid for FROM, but the
+    caller decides).  Parameter keywords are upper-cased, values kept as sent (RFC 5321
+    esmtp-keyword/esmtp-value).  UTF-8 in local part or domain is accepted (RFC 6531: the
+    caller checks that SMTPUTF8 was requested).  Raises ``ParseError`` with a short reason for
+    anything else: missing brackets, empty local part, a bare ``@``, control characters, bad
+    parameter syntax.
+    """
+
+DATA_AT_LINE_START: int  # state bit: the next byte begins a line
+DATA_PREV_CRLF: int  # state bit: the previous line ended with CRLF (or none yet)
+DATA_INITIAL: int  # DATA_AT_LINE_START | DATA_PREV_CRLF: the state right after 354
+DATA_BARE_LF: int  # flag: a line ended in LF without CR (normalized to CRLF in the output)
+DATA_8BIT: int  # flag: a byte >= 0x80 was seen
+DATA_LONG_LINE: int  # flag: a line exceeded max_line (RFC 5321 4.5.3.1.6)
+DATA_NUL: int  # flag: a NUL byte was seen
+
+def read_data(buf: bytes, state: int, max_line: int) -> tuple[bytes, int, bool, int, int]:
+    """Consume DATA content (RFC 5321 4.1.1.4, dot-unstuffing 4.5.2).
+
+    Returns ``(out, consumed, done, state, flags)``.  Processes complete lines of ``buf``
+    (up to and including an LF); a trailing incomplete line is left unconsumed unless it is
+    already longer than ``max_line``, in which case ``max_line`` bytes of it are consumed and
+    emitted, ``DATA_LONG_LINE`` is flagged and the state says we are mid-line.  ``out`` is the
+    unstuffed content with every line ending as CRLF.  A line that begins with ``.`` (at line
+    start) loses that dot.  The end is a line that is exactly ``.\\r\\n`` at line start and
+    whose previous line ended with CRLF (or which is the first line): then ``done`` is True and
+    ``consumed`` counts through that terminator; nothing after it is consumed.  ``.\\n`` or a
+    terminator after a bare-LF line is *not* the end (SMTP smuggling defence): it is content.
+    ``flags`` ORs the DATA_* flags seen in the consumed bytes.
+    """
+
+def dot_stuff(data: bytes) -> bytes:
+    """Add a ``.`` before every line that begins with ``.`` (RFC 5321 4.5.2, RFC 1939 3).
+
+    ``data`` uses CRLF line endings; no terminator is added.
+    """
+
+# ---------------------------------------------------------------------------- messages
+
+def header_end(data: bytes) -> int:
+    """Offset just past the blank line that ends the header block (``\\n\\n``, ``\\r\\n\\r\\n``
+    or a mix), or ``len(data)`` when there is none (RFC 5322 2.1: header only).  When data
+    starts with a blank line the header block is empty and the result is the blank line's end.
+    """
+
+def parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a header block into ``(name, value)`` pairs, in order (RFC 5322 2.2, 2.2.3).
+
+    Folded lines are unfolded (the CRLF/LF before the continuation's whitespace is removed,
+    the whitespace kept); the value has leading whitespace after the colon and its trailing
+    line ending removed.  A line without a colon that is not a continuation is skipped.
+    The names are kept as sent (callers compare case-insensitively).
+    """
+
+# ---------------------------------------------------------------------------- mbox
+
+def mbox_quote(message: bytes) -> bytes:
+    """Message (CRLF or LF line endings) -> mbox body: LF line endings, mboxrd quoting.
+
+    Every line matching ``^>*From `` gets one more ``>``.  The result ends with exactly one LF
+    after the last line (a message not ending in a line ending gets one).
+    """
+
+def mbox_unquote(body: bytes) -> bytes:
+    """Reverse of ``mbox_quote`` for LF text: drop one ``>`` from each ``^>+From `` line."""
+
+def mbox_scan(data: bytes, start: int) -> list[int]:
+    """Offsets of every ``From `` line that begins a message, from ``start`` on.
+
+    A message begins at a line starting with ``From `` at ``start`` or right after an LF
+    (bodies are quoted, so no other ``From `` line is at line start).  As Python's
+    ``mailbox.mbox`` does.
+    """
+
+def to_crlf(data: bytes) -> bytes:
+    """LF line endings -> CRLF; an LF already preceded by CR is left alone."""
+
+def crlf_size(data: bytes) -> int:
+    """``len(to_crlf(data))`` without building it."""

@@ -1,0 +1,71 @@
+"""Select the parsing core: the compiled ``_parse`` or the pure twin ``_parse_py``.
+
+``REFMAIL_NO_EXTENSIONS=1`` forces the twin (as aiohttp's ``AIOHTTP_NO_EXTENSIONS`` does);
+so does a missing build.  ``IMPLEMENTATION`` says which one is in use: ``"cython"`` or
+``"python"``.  This is the only place outside cli.py that reads the environment (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+from refmail._parse_errors import LineTooLong, ParseError
+
+if os.environ.get("REFMAIL_NO_EXTENSIONS"):
+    from refmail import _parse_py as _core
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from refmail import _parse as _core  # type: ignore[no-redef]
+
+        IMPLEMENTATION = "cython"
+    except ImportError:
+        from refmail import _parse_py as _core
+
+        IMPLEMENTATION = "python"
+
+next_line = _core.next_line
+parse_smtp_command = _core.parse_smtp_command
+parse_smtp_path = _core.parse_smtp_path
+read_data = _core.read_data
+dot_stuff = _core.dot_stuff
+header_end = _core.header_end
+parse_headers = _core.parse_headers
+mbox_quote = _core.mbox_quote
+mbox_unquote = _core.mbox_unquote
+mbox_scan = _core.mbox_scan
+to_crlf = _core.to_crlf
+crlf_size = _core.crlf_size
+DATA_AT_LINE_START = _core.DATA_AT_LINE_START
+DATA_PREV_CRLF = _core.DATA_PREV_CRLF
+DATA_INITIAL = _core.DATA_INITIAL
+DATA_BARE_LF = _core.DATA_BARE_LF
+DATA_8BIT = _core.DATA_8BIT
+DATA_LONG_LINE = _core.DATA_LONG_LINE
+DATA_NUL = _core.DATA_NUL
+
+__all__ = [
+    "IMPLEMENTATION",
+    "LineTooLong",
+    "ParseError",
+    "next_line",
+    "parse_smtp_command",
+    "parse_smtp_path",
+    "read_data",
+    "dot_stuff",
+    "header_end",
+    "parse_headers",
+    "mbox_quote",
+    "mbox_unquote",
+    "mbox_scan",
+    "to_crlf",
+    "crlf_size",
+    "DATA_AT_LINE_START",
+    "DATA_PREV_CRLF",
+    "DATA_INITIAL",
+    "DATA_BARE_LF",
+    "DATA_8BIT",
+    "DATA_LONG_LINE",
+    "DATA_NUL",
+]
