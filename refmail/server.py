@@ -1,0 +1,352 @@
+"""Listeners: one ``socketserver.ThreadingTCPServer`` per port, one generic connection handler.
+
+The handler knows sockets, TLS, timeouts and shutdown, and nothing of any protocol's grammar:
+it feeds what it reads to a sans-IO session (``refmail.connection.Session``) and writes what
+the session returns.  A session that wants to talk without being asked (IMAP IDLE) calls the
+``wake`` function it was given; the handler's loop is woken through a socketpair, so no thread
+ever polls and only the connection's own thread writes to its socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import socketserver
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from refmail.auth import Authenticator, UserDB
+from refmail.config import IMPLICIT_TLS, Config
+from refmail.connection import ConnectionInfo, Session, SessionFactory
+from refmail.tls import certificate_paths, server_context
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client may take for the TLS handshake, and to take our writes.
+TLS_HANDSHAKE_TIMEOUT = 30.0
+WRITE_TIMEOUT = 120.0
+RECV_SIZE = 65536
+
+#: What a client hears when a connection limit is reached, before the session exists.
+#: SMTP: RFC 5321 3.8 (421 and close); POP3: RFC 2449 8.1.2 [SYS/TEMP]; IMAP: RFC 3501 7.1.5 BYE.
+BUSY_REPLIES = {
+    "smtp": b"421 4.7.0 Too many connections, try again later\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+    "imap": b"* BYE Too many connections, try again later\r\n",
+}
+PROTOCOL_OF = {
+    "smtp": "smtp",
+    "submission": "smtp",
+    "smtps": "smtp",
+    "pop3": "pop3",
+    "pop3s": "pop3",
+    "imap": "imap",
+    "imaps": "imap",
+}
+
+
+class ConnectionLimiter:
+    """Counts live connections in all and per client address (DESIGN.md, "Concurrency")."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total = total
+        self.per_ip = per_ip
+        self._lock = threading.Lock()
+        self._by_ip: Counter[str] = Counter()
+        self._count = 0
+
+    def acquire(self, ip: str) -> bool:
+        with self._lock:
+            if self._count >= self.total or self._by_ip[ip] >= self.per_ip:
+                return False
+            self._count += 1
+            self._by_ip[ip] += 1
+            return True
+
+    def release(self, ip: str) -> None:
+        with self._lock:
+            self._count -= 1
+            self._by_ip[ip] -= 1
+            if self._by_ip[ip] <= 0:
+                del self._by_ip[ip]
+
+
+class Listener(socketserver.ThreadingTCPServer):
+    """One listening port; its handlers share the server's limiter and shutdown flag."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        service: str,
+        factory: SessionFactory,
+        ssl_context: ssl.SSLContext | None,
+        limiter: ConnectionLimiter,
+        stopping: threading.Event,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.service = service
+        self.factory = factory
+        self.ssl_context = ssl_context
+        self.limiter = limiter
+        self.stopping = stopping
+        self.handlers: set[ConnectionHandler] = set()
+        self.handlers_lock = threading.Lock()
+        super().__init__(address, ConnectionHandler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def wake_all(self) -> None:
+        with self.handlers_lock:
+            handlers = list(self.handlers)
+        for handler in handlers:
+            handler.wake()
+
+
+class ConnectionHandler(socketserver.BaseRequestHandler):
+    """Drives one session over one connection (``setup`` / ``handle`` / ``finish``)."""
+
+    server: Listener
+    request: socket.socket
+
+    def setup(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sock: socket.socket = self.request
+        self.peer_ip = self.client_address[0]
+        self.admitted = self.server.limiter.acquire(self.peer_ip)
+        with self.server.handlers_lock:
+            self.server.handlers.add(self)
+
+    def finish(self) -> None:
+        with self.server.handlers_lock:
+            self.server.handlers.discard(self)
+        if self.admitted:
+            self.server.limiter.release(self.peer_ip)
+        for s in (self._wake_r, self._wake_w):
+            s.close()
+
+    def wake(self) -> None:
+        """Called from any thread: make the loop call ``pending_output``."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or the connection is closing
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self.sock.sendall(data)
+
+    def handle(self) -> None:
+        service = self.server.service
+        if not self.admitted:
+            log.warning("%s: connection limit reached, refusing %s", service, self.peer_ip)
+            try:
+                self.sock.settimeout(5)
+                self.sock.sendall(BUSY_REPLIES[PROTOCOL_OF[service]])
+            except OSError:
+                pass
+            return
+        try:
+            if service in IMPLICIT_TLS:
+                self.sock.settimeout(TLS_HANDSHAKE_TIMEOUT)
+                assert self.server.ssl_context is not None
+                self.sock = self.server.ssl_context.wrap_socket(self.sock, server_side=True)
+            local = self.sock.getsockname()
+            conn = ConnectionInfo(
+                peer_ip=self.peer_ip,
+                peer_port=self.client_address[1],
+                local_ip=local[0],
+                local_port=local[1],
+                service=service,
+                tls=service in IMPLICIT_TLS,
+            )
+            session = self.server.factory(conn, self.wake)
+            self.sock.settimeout(WRITE_TIMEOUT)
+            self._write(session.start())
+            self._run(session)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("%s: connection from %s ended: %s", service, self.peer_ip, exc)
+        except Exception:
+            log.exception("%s: connection handler failed", service)
+
+    def _after_output(self, session: Session) -> bool:
+        """Act on the session's flags after its output was written; False to close."""
+        if session.want_tls:
+            assert self.server.ssl_context is not None
+            self.sock.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            self.sock = self.server.ssl_context.wrap_socket(self.sock, server_side=True)
+            self.sock.settimeout(WRITE_TIMEOUT)
+            self._write(session.tls_started())
+        return not session.closing
+
+    def _run(self, session: Session) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            key = selector.register(self.sock, selectors.EVENT_READ, "client")
+            while not session.closing:
+                if self.server.stopping.is_set():
+                    self._write(session.shutting_down())
+                    return
+                pending_tls = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+                events = [] if pending_tls else selector.select(session.idle_timeout)
+                if not pending_tls and not events:
+                    self._write(session.timed_out())
+                    return
+                if pending_tls or any(k.data == "client" for k, _ in events):
+                    data = self.sock.recv(RECV_SIZE)
+                    if not data:
+                        session.connection_lost()
+                        return
+                    self._write(session.receive_data(data))
+                    old_sock = self.sock
+                    if not self._after_output(session):
+                        return
+                    if self.sock is not old_sock:  # STARTTLS wrapped the socket
+                        selector.unregister(key.fileobj)
+                        key = selector.register(self.sock, selectors.EVENT_READ, "client")
+                if any(k.data == "wake" for k, _ in events):
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self._write(session.pending_output())
+                    if session.closing:
+                        return
+
+
+class Server:
+    """Everything ``refmail serve`` runs: the stores, auth, and one listener per service.
+
+    ``start()`` binds every port (port 0 means any free port: ``address(service)`` tells which)
+    and serves them in daemon threads; ``stop()`` closes the listeners, tells every live session
+    its protocol's goodbye (421 / -ERR / BYE) after the command it is handling completes, and
+    writes back pending mailbox changes.
+    """
+
+    def __init__(self, config: Config) -> None:
+        from refmail.delivery import LocalDelivery
+        from refmail.mta.spool import Spool
+        from refmail.store import MailStore
+
+        self.config = config
+        self.stopping = threading.Event()
+        self.users = UserDB(config.users_file)
+        self.auth = Authenticator(self.users, failure_delay=config.limits.auth_failure_delay)
+        self.store = MailStore(config.mail_dir)
+        self.delivery = LocalDelivery(self.store, self.users, config)
+        self.spool = Spool(config.queue_dir)
+        self.limiter = ConnectionLimiter(
+            config.limits.max_connections, config.limits.max_connections_per_ip
+        )
+        self.ssl_context: ssl.SSLContext | None = server_context(config)
+        self.listeners: dict[str, Listener] = {}
+        self._threads: list[threading.Thread] = []
+        self._factories = self._make_factories()
+
+    @property
+    def cert_path(self) -> Path:
+        return certificate_paths(self.config)[0]
+
+    def _make_factories(self) -> dict[str, SessionFactory]:
+        from refmail.smtp.session import SMTPService
+
+        tls = self.ssl_context is not None
+        factories: dict[str, SessionFactory] = {}
+        smtp = SMTPService(
+            self.config,
+            auth=self.auth,
+            delivery=self.delivery,
+            spool=self.spool,
+            tls_available=tls,
+        )
+        for name in ("smtp", "submission", "smtps"):
+            factories[name] = smtp.new_session
+        for protocol, builder in (("pop3", self._pop3), ("imap", self._imap)):
+            wanted = [s for s in self.config.services if PROTOCOL_OF[s] == protocol]
+            if wanted:
+                new_session = builder(tls)
+                for name in wanted:
+                    factories[name] = new_session
+        return factories
+
+    def _pop3(self, tls: bool) -> Callable[[ConnectionInfo, Callable[[], None]], Session]:
+        from refmail.pop3.session import POP3Service
+
+        service = POP3Service(self.config, auth=self.auth, store=self.store, tls_available=tls)
+        return service.new_session
+
+    def _imap(self, tls: bool) -> Callable[[ConnectionInfo, Callable[[], None]], Session]:
+        from refmail.imap.session import IMAPService
+
+        service = IMAPService(self.config, auth=self.auth, store=self.store, tls_available=tls)
+        return service.new_session
+
+    def start(self) -> None:
+        try:
+            for service in self.config.services:
+                listener = Listener(
+                    (self.config.listen, self.config.port(service)),
+                    service=service,
+                    factory=self._factories[service],
+                    ssl_context=self.ssl_context,
+                    limiter=self.limiter,
+                    stopping=self.stopping,
+                )
+                self.listeners[service] = listener
+        except OSError:
+            for listener in self.listeners.values():
+                listener.server_close()
+            raise
+        for service, listener in self.listeners.items():
+            thread = threading.Thread(
+                target=listener.serve_forever,
+                kwargs={"poll_interval": 0.5},
+                name=f"refmail-{service}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def address(self, service: str) -> tuple[str, int]:
+        host, port = self.listeners[service].server_address[:2]
+        return host, port
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        for listener in self.listeners.values():
+            listener.shutdown()
+            listener.server_close()
+        for listener in self.listeners.values():
+            listener.wake_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        # Sessions finish the command they are in, then say goodbye; give them a moment.
+        deadline = threading.Event()
+        for listener in self.listeners.values():
+            for _ in range(int(timeout * 20)):
+                with listener.handlers_lock:
+                    if not listener.handlers:
+                        break
+                deadline.wait(0.05)
+        self.store.close()
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
