@@ -222,4 +222,7 @@ def load_config(
     unknown = set(config.services) - set(STANDARD_PORTS)
     if unknown:
         raise ConfigError(f"unknown service {sorted(unknown)[0]!r}")
+    for service in config.services:
+        if not 0 <= config.port(service) <= 65535:
+            raise ConfigError(f"{service}: port {config.port(service)} is out of range")
     return config

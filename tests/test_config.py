@@ -52,3 +52,8 @@ def test_bad_config_is_refused(tmp_path: Path, text: str) -> None:
 def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(data_dir=tmp_path, config_file=tmp_path / "missing.toml")
+
+
+def test_ports_out_of_range_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_config(data_dir=tmp_path, port_base=65000)
