@@ -326,6 +326,8 @@ class Server:
         return host, port
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.stopping.is_set():
+            return
         self.stopping.set()
         for listener in self.listeners.values():
             listener.shutdown()

@@ -6,6 +6,8 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from refmail.server import Server
 
 
@@ -93,7 +95,7 @@ def test_tls_below_1_2_is_refused(server: Server) -> None:
         context.maximum_version = ssl.TLSVersion.TLSv1_1
         context.minimum_version = ssl.TLSVersion.TLSv1
     except (ValueError, ssl.SSLError):
-        return  # this OpenSSL cannot even offer TLS 1.1: nothing to test
+        pytest.skip("this OpenSSL cannot offer TLS 1.1")
     with socket.create_connection(server.address("smtps"), timeout=10) as raw:
         try:
             with context.wrap_socket(raw) as tls:
