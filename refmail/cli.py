@@ -63,9 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("add", "add a user"), ("passwd", "set a user's password")):
         p = user_commands.add_parser(name, parents=[data], help=text)
         p.add_argument("name")
-        p.add_argument(
-            "--password-stdin", action="store_true", help="read the password from stdin"
-        )
+        p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p = user_commands.add_parser("del", parents=[data], help="delete a user (mail is kept)")
     p.add_argument("name")
     user_commands.add_parser("list", parents=[data], help="list users")

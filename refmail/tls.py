@@ -35,7 +35,7 @@ def generate_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None
     alt_names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
     for address in ("127.0.0.1", "::1"):
         alt_names.append(x509.IPAddress(ipaddress.ip_address(address)))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -64,7 +64,7 @@ def _expired(cert_path: Path) -> bool:
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return cert.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc)
+    return cert.not_valid_after_utc <= dt.datetime.now(dt.UTC)
 
 
 def certificate_paths(config: Config) -> tuple[Path, Path]:
@@ -78,7 +78,7 @@ def certificate_paths(config: Config) -> tuple[Path, Path]:
         generate_self_signed(config.hostname, cert_path, key_path)
         log.warning(
             "generated a self-signed certificate %s for %s; to use a real one, set "
-            "[tls] cert = \"/path/fullchain.pem\" and key = \"/path/privkey.pem\" in %s",
+            '[tls] cert = "/path/fullchain.pem" and key = "/path/privkey.pem" in %s',
             cert_path,
             config.hostname,
             config.data_dir / "refmail.toml",

@@ -29,9 +29,7 @@ def make_config(data_dir: Path, **overrides: object) -> Config:
         **overrides,
     )
     limit_overrides = {"auth_failure_delay": 0.01, **(limits or {})}
-    return dataclasses.replace(
-        config, limits=dataclasses.replace(config.limits, **limit_overrides)
-    )
+    return dataclasses.replace(config, limits=dataclasses.replace(config.limits, **limit_overrides))
 
 
 def add_users(data_dir: Path, users: dict[str, str] = USERS) -> None:

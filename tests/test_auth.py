@@ -77,7 +77,10 @@ def test_failures_are_delayed_and_the_delay_grows(tmp_path: Path) -> None:
 def test_failure_counts_are_forgotten(tmp_path: Path) -> None:
     now = [0.0]
     auth = Authenticator(
-        UserDB(tmp_path / "users"), failure_delay=1.0, forget_after=10, sleep=lambda s: None,
+        UserDB(tmp_path / "users"),
+        failure_delay=1.0,
+        forget_after=10,
+        sleep=lambda s: None,
         clock=lambda: now[0],
     )
     auth.authenticate("x", "y", "192.0.2.1")

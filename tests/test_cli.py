@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ServeProcess, refmail_env
 
 
@@ -29,7 +28,11 @@ def test_version_names_the_parsing_core(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "refmail", "--version"],
-        capture_output=True, text=True, timeout=60, env=refmail_env(), cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=refmail_env(),
+        cwd=tmp_path,
     )
     assert result.returncode == 0
     assert f"parsing core: {parse.IMPLEMENTATION}" in result.stdout
@@ -90,7 +93,11 @@ def test_serve_refuses_a_busy_port(data_dir: Path) -> None:
         (data_dir / "refmail.toml").write_text(f"port_base = {port_base}\n")
         result = subprocess.run(
             [sys.executable, "-m", "refmail", "serve", "--data", str(data_dir)],
-            capture_output=True, text=True, timeout=60, env=refmail_env(), cwd=data_dir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=refmail_env(),
+            cwd=data_dir,
         )
         assert result.returncode == 1 and "cannot listen" in result.stderr
     finally:

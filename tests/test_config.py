@@ -21,7 +21,7 @@ def test_toml_then_flags(tmp_path: Path) -> None:
         'port_base = 20000\nhostname = "mail.lab.test"\ndomains = ["lab.test"]\n'
         "[ports]\nsmtp = 2525\n"
         "[limits]\nrecipients = 7\n"
-        "[mta]\nretry = [1, 2]\n[mta.routes]\n\"other.test\" = \"127.0.0.1:2526\"\n"
+        '[mta]\nretry = [1, 2]\n[mta.routes]\n"other.test" = "127.0.0.1:2526"\n'
     )
     config = load_config(data_dir=tmp_path, hostname="flag.lab.test")
     assert config.port_base == 20000

@@ -16,9 +16,10 @@ from refmail.store import MailStore
 
 
 def message(tag: str) -> str:
-    return f"From: sender@example.net\r\nSubject: {tag}\r\n\r\nbody of {tag}\r\n" + (
-        "x" * 70 + "\r\n"
-    ) * 50
+    return (
+        f"From: sender@example.net\r\nSubject: {tag}\r\n\r\nbody of {tag}\r\n"
+        + ("x" * 70 + "\r\n") * 50
+    )
 
 
 def subjects_in_inbox(data_dir: Path, user: str) -> list[str]:
@@ -52,27 +53,36 @@ def test_sigkill_right_after_250_keeps_the_message(data_dir: Path) -> None:
     assert subjects_in_inbox(data_dir, "alice") == ["kept-1"]
 
 
+def send_until_stopped(
+    address: tuple[str, int], stop: threading.Event, prefix: str, acknowledged: list[str]
+) -> None:
+    """Send messages on one connection until ``stop``; record each one the server acked."""
+    try:
+        with smtplib.SMTP(*address, timeout=20) as client:
+            for n in range(200):
+                if stop.is_set():
+                    break
+                tag = f"{prefix}-{n}"
+                client.sendmail("s@example.net", ["alice@example.org"], message(tag))
+                acknowledged.append(tag)
+    except (smtplib.SMTPException, OSError):
+        pass  # the kill interrupts whatever was in flight
+
+
 def test_sigkill_while_mail_flows_loses_nothing_acknowledged(data_dir: Path) -> None:
     rng = random.Random(20261127)
     acknowledged: list[str] = []
     for round_number in range(3):
         process = ServeProcess(data_dir)
-        host, port = process.address("smtp")
         stop = threading.Event()
 
-        def send(worker: int) -> None:
-            n = 0
-            try:
-                with smtplib.SMTP(host, port, timeout=20) as client:
-                    while not stop.is_set() and n < 200:
-                        tag = f"r{round_number}-w{worker}-{n}"
-                        client.sendmail("s@example.net", ["alice@example.org"], message(tag))
-                        acknowledged.append(tag)
-                        n += 1
-            except (smtplib.SMTPException, OSError):
-                pass  # the kill interrupts whatever was in flight
-
-        workers = [threading.Thread(target=send, args=(w,)) for w in range(3)]
+        workers = [
+            threading.Thread(
+                target=send_until_stopped,
+                args=(process.address("smtp"), stop, f"r{round_number}-w{w}", acknowledged),
+            )
+            for w in range(3)
+        ]
         for w in workers:
             w.start()
         stop.wait(rng.uniform(0.2, 1.0))
