@@ -1,0 +1,626 @@
+"""A message's MIME tree as byte ranges of the original (RFC 2045, RFC 2046, RFC 5322).
+
+FETCH sections must be exact byte ranges of the message as served (RFC 3501 6.4.5), so the
+tree records offsets, never re-encoded text: each ``Part`` knows where its header starts, where
+its body starts and where it ends, the raw span of every header field, and its children (the
+parts of a multipart) or its encapsulated message (message/rfc822).  Parsing is bounded in
+depth and in part count so a MIME bomb yields a bounded tree.
+
+Also here, because FETCH and SEARCH both need them: MIME parameter parsing (RFC 2045 5.1 with
+RFC 2231 continuations) and body/header decoding to text for SEARCH (RFC 3501 6.4.4).
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import dataclasses
+import email.header
+import quopri
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+#: Nesting limit of multiparts and message/rfc822 parts; deeper ones become opaque
+#: application/octet-stream leaves.  RFC 2046 sets no limit; Dovecot uses the same 100.
+MAX_MIME_DEPTH = 100
+#: Parts in one message; parts past this are not split out (Dovecot's default too).
+MAX_MIME_PARTS = 10_000
+
+_CR, _LF = 0x0D, 0x0A
+_WSP = b" \t"
+#: RFC 2045 5.1 tspecials, plus the whitespace that ends a token.
+_TSPECIALS = '()<>@,;:\\"/[]?= \t'
+_HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 2.2 ftext
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field: ``name`` as sent, ``value`` unfolded (RFC 5322 2.2.3) without the
+    leading whitespace and the line ending; ``start:end`` is its raw span with every folded
+    line and the final line ending."""
+
+    name: bytes
+    value: bytes
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One MIME entity: the header at ``start:body_start`` (with its blank line), the body at
+    ``body_start:end``.  ``maintype``/``subtype`` are lower-case; ``params`` keep the names
+    lower-case and the values as sent (unquoted).  ``message`` is the encapsulated message of a
+    message/rfc822 (or message/global) part."""
+
+    start: int
+    body_start: int
+    end: int
+    fields: tuple[HeaderField, ...]
+    maintype: str
+    subtype: str
+    params: tuple[tuple[str, str], ...]
+    children: tuple[Part, ...] = ()
+    message: Part | None = None
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.maintype == "multipart"
+
+    def header(self, name: str) -> bytes | None:
+        """The first field called ``name`` (case-insensitive), unfolded, or None."""
+        wanted = name.lower().encode("ascii")
+        for field in self.fields:
+            if field.name.lower() == wanted:
+                return field.value
+        return None
+
+    def headers(self, name: str) -> list[bytes]:
+        wanted = name.lower().encode("ascii")
+        return [f.value for f in self.fields if f.name.lower() == wanted]
+
+    def param(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def encoding(self) -> str:
+        """Content-Transfer-Encoding, upper-case; 7BIT when absent (RFC 2045 6.1)."""
+        raw = self.header("Content-Transfer-Encoding")
+        text = _text(raw).strip() if raw is not None else ""
+        return text.upper() if text else "7BIT"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """A message's bytes and its MIME tree; parse once, use for every FETCH item."""
+
+    data: bytes
+    root: Part
+
+    def body(self, part: Part) -> bytes:
+        return self.data[part.body_start : part.end]
+
+    def header_block(self, part: Part) -> bytes:
+        return self.data[part.start : part.body_start]
+
+    def lines(self, part: Part) -> int:
+        """Text lines of a part's body (RFC 3501 7.4.2 body-fld-lines): the line endings,
+        plus one for a last line without one."""
+        count = self.data.count(b"\n", part.body_start, part.end)
+        if part.end > part.body_start and self.data[part.end - 1] != _LF:
+            count += 1
+        return count
+
+
+def parse_message(data: bytes | ParsedMessage) -> ParsedMessage:
+    """Parse a whole message (RFC 5322 header, RFC 2045/2046 MIME structure)."""
+    if isinstance(data, ParsedMessage):
+        return data
+    budget = [MAX_MIME_PARTS]
+    return ParsedMessage(data, _parse_entity(data, 0, len(data), 0, ("text", "plain"), budget))
+
+
+# ------------------------------------------------------------------------------ the tree
+
+
+def _split_header(data: bytes, start: int, end: int) -> tuple[list[HeaderField], int]:
+    """Header fields of ``data[start:end]`` and where the body starts.
+
+    The header ends with its blank line (consumed), or before the first line that is neither
+    a field nor a continuation (a body without a separating blank line), or at ``end``.
+    """
+    fields: list[HeaderField] = []
+    pending: tuple[bytes, int, list[bytes]] | None = None
+    pos = start
+    body_start = end
+    while pos < end:
+        newline = data.find(b"\n", pos, end)
+        line_end = end if newline < 0 else newline + 1
+        line = data[pos:line_end]
+        if line in (b"\r\n", b"\n"):
+            body_start = line_end
+            break
+        if line[0] in _WSP and pending is not None:
+            pending[2].append(line)
+        else:
+            colon = line.find(b":")
+            name = line[:colon].rstrip(_WSP) if colon > 0 else b""
+            if not name or not _HEADER_NAME.match(name):
+                body_start = pos
+                break
+            if pending is not None:
+                fields.append(_field(pending, pos))
+            pending = (name, pos, [line[colon + 1 :]])
+        pos = line_end
+    if pending is not None:
+        fields.append(_field(pending, pos))
+    return fields, body_start
+
+
+def _field(pending: tuple[bytes, int, list[bytes]], end: int) -> HeaderField:
+    name, start, pieces = pending
+    value = b"".join(p.rstrip(b"\r\n") for p in pieces).lstrip(_WSP)
+    return HeaderField(name, value, start, end)
+
+
+def _parse_entity(
+    data: bytes, start: int, end: int, depth: int, default: tuple[str, str], budget: list[int]
+) -> Part:
+    """One entity (a message or a body part) spanning ``data[start:end]``."""
+    budget[0] -= 1
+    fields, body_start = _split_header(data, start, end)
+    raw_type = next((f.value for f in fields if f.name.lower() == b"content-type"), None)
+    maintype, subtype, params = _content_type(raw_type, default)
+    boundary = dict(params).get("boundary") if maintype == "multipart" else None
+    if maintype == "multipart" and not boundary:
+        # RFC 2046 5.1.1 requires the boundary; without it the body cannot be split, so it is
+        # what RFC 2045 5.2 makes of an unusable Content-Type: plain text.
+        maintype, subtype, params = "text", "plain", (("charset", "US-ASCII"),)
+    nested = maintype == "multipart" or (maintype, subtype) in _ENCAPSULATING
+    if nested and (depth >= MAX_MIME_DEPTH or budget[0] <= 0):
+        maintype, subtype, params = "application", "octet-stream", ()
+        nested = False
+    part = Part(start, body_start, end, tuple(fields), maintype, subtype, params)
+    if not nested:
+        return part
+    if maintype == "multipart":
+        assert boundary is not None
+        child_default = ("message", "rfc822") if subtype == "digest" else ("text", "plain")
+        children = []
+        for child_start, child_end in _body_parts(data, body_start, end, boundary.encode()):
+            if budget[0] <= 0:
+                break
+            children.append(_parse_entity(data, child_start, child_end, depth + 1,
+                                          child_default, budget))
+        if not children:
+            # RFC 3501 9 body-type-mpart needs one body at least: an empty text part stands
+            # for a multipart whose boundary never occurs.
+            children.append(Part(body_start, body_start, body_start, (), "text", "plain",
+                                 (("charset", "US-ASCII"),)))
+        return dataclasses.replace(part, children=tuple(children))
+    inner = _parse_entity(data, body_start, end, depth + 1, ("text", "plain"), budget)
+    return dataclasses.replace(part, message=inner)
+
+
+_ENCAPSULATING = frozenset({("message", "rfc822"), ("message", "global")})
+
+
+def _body_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Spans of the body parts of a multipart body ``data[start:end]`` (RFC 2046 5.1.1).
+
+    A delimiter is ``--boundary`` at the start of a line, then optional whitespace (``--``
+    first for the close delimiter); the line ending before it belongs to the delimiter, not
+    to the part.  Preamble and epilogue are not parts.  A missing close delimiter ends the
+    last part at the end of the body.
+    """
+    marker = b"--" + boundary
+    spans: list[tuple[int, int]] = []
+    part_start: int | None = None
+    pos = start
+    while True:
+        found = data.find(marker, pos, end)
+        if found < 0:
+            break
+        pos = found + 1
+        if found != start and data[found - 1] != _LF:
+            continue
+        after = found + len(marker)
+        closing = data.startswith(b"--", after) and after + 2 <= end
+        rest_start = after + 2 if closing else after
+        newline = data.find(b"\n", rest_start, end)
+        line_end = end if newline < 0 else newline + 1
+        if data[rest_start:line_end].strip(b" \t\r\n"):
+            continue  # "--boundaryX": a longer boundary, or text
+        if part_start is not None:
+            content_end = found
+            if content_end > start and data[content_end - 1] == _LF:
+                content_end -= 1
+                if content_end > start and data[content_end - 1] == _CR:
+                    content_end -= 1
+            spans.append((part_start, max(content_end, part_start)))
+        if closing:
+            return spans
+        part_start = line_end
+        pos = line_end
+    if part_start is not None:
+        spans.append((part_start, end))
+    return spans
+
+
+# ------------------------------------------------------------------------------ MIME values
+
+
+def _text(raw: bytes) -> str:
+    """Header bytes as str: UTF-8 (RFC 6532), undecodable bytes kept as surrogates."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _strip_comments(text: str) -> str:
+    """Remove RFC 5322 3.2.2 comments (nested) outside quoted strings."""
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and (quoted or depth):
+            if not depth:
+                out.append(text[i : i + 2])
+            i += 2
+            continue
+        if quoted:
+            quoted = ch != '"'
+            out.append(ch)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif not depth:
+            quoted = ch == '"'
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_mime_value(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """``value *(";" attribute "=" value)`` (RFC 2045 5.1, Content-Disposition RFC 2183 2).
+
+    Returns the leading value as sent (stripped) and the parameters in order, names
+    lower-cased, values unquoted.  RFC 2231 continuations are joined: ``name*0``/``name*1``
+    become ``name``; when a segment is extended (``name*0*``), the joined percent-encoded
+    value is ``name*`` (RFC 3501 9 asks for the parameter, RFC 9051 7.5.2 for continuations
+    decoded).  Malformed parameters are skipped rather than failing the whole field.
+    """
+    text = _strip_comments(_text(raw))
+    head, _, rest = text.partition(";")
+    params: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(rest):
+        while pos < len(rest) and rest[pos] in " \t\r\n;":
+            pos += 1
+        eq = rest.find("=", pos)
+        semi = rest.find(";", pos)
+        if eq < 0 or (0 <= semi < eq):
+            pos = len(rest) if semi < 0 else semi + 1
+            continue
+        name = rest[pos:eq].strip().lower()
+        pos = eq + 1
+        while pos < len(rest) and rest[pos] in " \t":
+            pos += 1
+        if pos < len(rest) and rest[pos] == '"':
+            value, pos = _quoted_string(rest, pos)
+        else:
+            stop = rest.find(";", pos)
+            stop = len(rest) if stop < 0 else stop
+            value = rest[pos:stop].strip()
+            pos = stop
+        if name and not any(c in name for c in ' \t"'):
+            params.append((name, value))
+    return head.strip(), _join_continuations(params)
+
+
+def _quoted_string(text: str, pos: int) -> tuple[str, int]:
+    """RFC 5322 3.2.4 quoted-string at ``text[pos] == '"'``: (content unescaped, end)."""
+    out: list[str] = []
+    i = pos + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        elif ch == '"':
+            return "".join(out), i + 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out), i  # unterminated: take what there is
+
+
+_SEGMENT = re.compile(r"(.+?)\*(\d+)(\*?)\Z")
+
+
+def _join_continuations(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """RFC 2231 3-4: join ``name*0``, ``name*1*`` ... into one parameter."""
+    segments: dict[str, list[tuple[int, bool, str]]] = {}
+    order: list[str] = []
+    plain: dict[str, str] = {}
+    for name, value in params:
+        match = _SEGMENT.match(name)
+        key = match.group(1) if match else name
+        if key not in segments and key not in plain:
+            order.append(key)
+        if match:
+            segments.setdefault(key, []).append((int(match.group(2)), bool(match[3]), value))
+        elif key not in plain:
+            plain[key] = value
+    out: list[tuple[str, str]] = []
+    for key in order:
+        if key not in segments:
+            out.append((key, plain[key]))
+            continue
+        parts = sorted(segments[key])
+        if any(extended for _, extended, _ in parts):
+            joined = "".join(v if ext else urllib.parse.quote(v, safe="") for _, ext, v in parts)
+            out.append((key + "*" if not key.endswith("*") else key, joined))
+        else:
+            out.append((key, "".join(v for _, _, v in parts)))
+    return out
+
+
+_TOKEN = re.compile(r"[^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+\Z")
+
+
+def _content_type(
+    raw: bytes | None, default: tuple[str, str]
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """Content-Type (RFC 2045 5): type, subtype (lower-case) and parameters.
+
+    Absent: the context's default (text/plain; charset=us-ascii, or message/rfc822 inside a
+    multipart/digest, RFC 2046 5.1.5).  Unparseable: text/plain; charset=us-ascii (RFC 2045 5.2).
+    """
+    plain_default = ("text", "plain", (("charset", "US-ASCII"),))
+    if raw is None:
+        return plain_default if default == ("text", "plain") else (*default, ())
+    head, params = parse_mime_value(raw)
+    maintype, slash, subtype = head.partition("/")
+    maintype, subtype = maintype.strip().lower(), subtype.strip().lower()
+    if not slash or not _TOKEN.match(maintype) or not _TOKEN.match(subtype):
+        return plain_default
+    return maintype, subtype, tuple(params)
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+def decode_header_value(raw: bytes) -> str:
+    """A header value as text: RFC 2047 encoded words decoded, the rest as UTF-8 (RFC 6532).
+
+    Never raises: unknown charsets and bad encodings decode to replacement characters.
+    """
+    text = raw.decode("utf-8", "replace")
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (LookupError, ValueError, UnicodeError, binascii.Error):
+        return _ENCODED_WORD.sub(lambda m: _decode_one_word(m.group(0)), text)
+
+
+def _decode_one_word(word: str) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(word)))
+    except (LookupError, ValueError, UnicodeError, binascii.Error):
+        return word
+
+
+def decode_body(message: ParsedMessage, part: Part) -> bytes:
+    """A leaf part's body with its Content-Transfer-Encoding undone (RFC 2045 6)."""
+    body = message.body(part)
+    encoding = part.encoding
+    if encoding == "BASE64":
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        try:
+            return binascii.a2b_base64(cleaned)
+        except binascii.Error:
+            return b""
+    if encoding == "QUOTED-PRINTABLE":
+        return quopri.decodestring(body)
+    return body
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes in a MIME charset as text; unknown charsets as UTF-8, bad bytes replaced."""
+    name = (charset or "us-ascii").strip().lower()
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        name = "utf-8"
+    if name in ("us-ascii", "ascii"):
+        name = "utf-8"  # 8-bit in "us-ascii" text is nearly always UTF-8 in practice
+    return data.decode(name, "replace")
+
+
+def searchable_body(message: ParsedMessage, part: Part) -> list[str]:
+    """Text of an entity's body for SEARCH BODY/TEXT (RFC 3501 6.4.4): every text/* leaf
+    decoded, and the headers and bodies of encapsulated messages; other leaves (images,
+    archives) are not text and are not searched."""
+    out: list[str] = []
+    stack = [part]
+    while stack:
+        node = stack.pop()
+        if node.children:
+            stack.extend(reversed(node.children))
+        elif node.message is not None:
+            inner = node.message
+            out.append(decode_header_value(message.header_block(inner)))
+            stack.append(inner)
+        elif node.maintype in ("text", "message"):
+            out.append(decode_text(decode_body(message, node), node.param("charset")))
+    return out
+
+
+# ------------------------------------------------------------------------------ addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One RFC 3501 7.4.2 address structure: raw display name (encoded words kept), source
+    route (``@a,@b``), local part, host.  A group start has ``host`` None and the group's
+    name in ``mailbox``; a group end has both None (RFC 3501 7.4.2)."""
+
+    name: str | None
+    route: str | None
+    mailbox: str | None
+    host: str | None
+
+    @property
+    def is_group_marker(self) -> bool:
+        return self.host is None
+
+
+#: RFC 3501 7.4.2 makes a NIL host mean group syntax, so an address without a domain needs a
+#: placeholder host; this is the one UW-IMAP's c-client uses.
+MISSING_HOST = ".MISSING-HOST-NAME."
+_ADDRESS_SPECIALS = '()<>[]:;@\\,."'
+
+
+def _address_tokens(text: str) -> list[tuple[str, str]]:
+    """RFC 5322 3.2 lexemes: ("atom", text), ("quoted", raw with quotes), ("comment",
+    content), ("literal", "[...]"), or (special, special)."""
+    tokens: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in " \t\r\n":
+            i += 1
+        elif ch == '"':
+            _, end = _quoted_string(text, i)
+            tokens.append(("quoted", text[i:end]))
+            i = end
+        elif ch == "(":
+            depth, j = 1, i + 1
+            while j < n and depth:
+                if text[j] == "\\":
+                    j += 1
+                elif text[j] == "(":
+                    depth += 1
+                elif text[j] == ")":
+                    depth -= 1
+                j += 1
+            tokens.append(("comment", text[i + 1 : j - 1 if depth == 0 else j].strip()))
+            i = j
+        elif ch == "[":
+            end = text.find("]", i)
+            end = n if end < 0 else end + 1
+            tokens.append(("literal", text[i:end]))
+            i = end
+        elif ch in _ADDRESS_SPECIALS:
+            tokens.append((ch, ch))
+            i += 1
+        else:
+            j = i
+            while j < n and text[j] not in _ADDRESS_SPECIALS and text[j] not in " \t\r\n":
+                j += 1
+            tokens.append(("atom", text[i:j]))
+            i = j
+    return tokens
+
+
+def _unquote(raw: str) -> str:
+    return _quoted_string(raw, 0)[0] if raw.startswith('"') else raw
+
+
+def _phrase(tokens: list[tuple[str, str]]) -> str | None:
+    """A display name or group name: words joined by one space (RFC 5322 3.2.5)."""
+    out = ""
+    for kind, text in tokens:
+        if kind in ("atom", "quoted"):
+            word = _unquote(text) if kind == "quoted" else text
+            out = f"{out} {word}" if out else word
+        elif kind == ".":
+            out += "."
+    return out or None
+
+
+def _joined(tokens: list[tuple[str, str]]) -> str:
+    return "".join(text for kind, text in tokens if kind != "comment")
+
+
+def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str, str | None]:
+    tokens = [t for t in tokens if t[0] != "comment"]
+    ats = [i for i, (kind, _) in enumerate(tokens) if kind == "@"]
+    if not ats:
+        return _joined(tokens), None
+    return _joined(tokens[: ats[-1]]), _joined(tokens[ats[-1] + 1 :])
+
+
+def _mailbox(tokens: list[tuple[str, str]]) -> Address | None:
+    """name-addr or addr-spec (RFC 5322 3.4); a trailing comment names a bare addr-spec."""
+    kinds = [kind for kind, _ in tokens]
+    route: str | None = None
+    if "<" in kinds:
+        opening = kinds.index("<")
+        closing = kinds.index(">", opening) if ">" in kinds[opening:] else len(tokens)
+        name = _phrase(tokens[:opening])
+        inner = tokens[opening + 1 : closing]
+        inner_kinds = [kind for kind, _ in inner]
+        if ":" in inner_kinds:
+            colon = len(inner_kinds) - 1 - inner_kinds[::-1].index(":")
+            route = _joined(inner[:colon]) or None
+            inner = inner[colon + 1 :]
+        local, host = _addr_spec(inner)
+    else:
+        comments = [text for kind, text in tokens if kind == "comment" and text]
+        name = comments[-1] if comments else None
+        local, host = _addr_spec(tokens)
+    if not local:
+        return None
+    return Address(name, route, local, host or MISSING_HOST)
+
+
+def parse_address_list(raw: bytes | None) -> list[Address]:
+    """An address-list header (RFC 5322 3.4) as RFC 3501 7.4.2 address structures, groups
+    bracketed by their start and end markers.  Lenient: unparseable pieces are skipped."""
+    if raw is None:
+        return []
+    out: list[Address] = []
+    current: list[tuple[str, str]] = []
+    angle = 0
+    in_group = False
+
+    def flush() -> None:
+        if current:
+            address = _mailbox(current)
+            if address is not None:
+                out.append(address)
+            current.clear()
+
+    for token in _address_tokens(_text(raw)):
+        kind = token[0]
+        if kind == "<":
+            angle += 1
+        elif kind == ">":
+            angle = max(0, angle - 1)
+        elif angle == 0 and kind == ",":
+            flush()
+            continue
+        elif angle == 0 and kind == ":" and not in_group:
+            out.append(Address(None, None, _phrase(current) or "", None))
+            current.clear()
+            in_group = True
+            continue
+        elif angle == 0 and kind == ";" and in_group:
+            flush()
+            out.append(Address(None, None, None, None))
+            in_group = False
+            continue
+        current.append(token)
+    flush()
+    if in_group:
+        out.append(Address(None, None, None, None))
+    return out
