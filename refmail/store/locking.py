@@ -1,0 +1,141 @@
+"""The host-wide part of a mailbox lock: ``fcntl`` on the mbox, then the dotlock ``PATH.lock``.
+
+mutt, procmail, mailx and Dovecot (``mbox_write_locks = dotlock fcntl``) use these two, so
+holding both keeps every mbox program on the host out.  The thread lock that comes first
+lives in the Mailbox (POSIX record locks do not exclude threads of one process).
+
+POSIX locks belong to the process and vanish when *any* descriptor of the file is closed, so
+while locked all I/O goes through ``FileLock.fd``; after a rewrite renamed a new file over
+the old one, ``reopen()`` gives a descriptor of the new file and the lock stays on the old
+inode until release (whoever waits on the old inode notices the swap and retries).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from refmail.errors import LockTimeout, NoSuchMailbox, StorageError
+
+log = logging.getLogger(__name__)
+
+#: A dotlock older than this is left over by a crash and broken (procmail and Dovecot use
+#: similar ages; a rewrite of even a large mbox takes far less).
+STALE_DOTLOCK_SECONDS = 300.0
+#: Polling while another holder has the lock: start small, back off to this.
+MAX_POLL_INTERVAL = 0.05
+FIRST_POLL_INTERVAL = 0.001
+
+
+class FileLock:
+    """fcntl + dotlock on one mbox file, taken with a deadline and released in reverse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dotlock = path.with_name(path.name + ".lock")
+        self.fd = -1
+        self._lock_fd = -1
+        self._have_dotlock = False
+
+    @property
+    def held(self) -> bool:
+        return self._lock_fd >= 0
+
+    def acquire(self, deadline: float) -> None:
+        """Take fcntl then the dotlock before ``deadline`` (time.monotonic) or LockTimeout."""
+        self._lock_fd = self._fcntl_lock(deadline)
+        self.fd = self._lock_fd
+        try:
+            self._take_dotlock(deadline)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._have_dotlock:
+            try:
+                os.unlink(self.dotlock)
+            except FileNotFoundError:
+                log.warning("dotlock %s vanished while held", self.dotlock)
+            self._have_dotlock = False
+        if self.fd >= 0 and self.fd != self._lock_fd:
+            os.close(self.fd)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing releases the fcntl lock
+        self.fd = self._lock_fd = -1
+
+    def reopen(self) -> None:
+        """Point ``fd`` at the file now at ``path`` (after a rewrite renamed it there)."""
+        new_fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        if self.fd >= 0 and self.fd != self._lock_fd:
+            os.close(self.fd)
+        self.fd = new_fd
+
+    def _fcntl_lock(self, deadline: float) -> int:
+        interval = FIRST_POLL_INTERVAL
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise NoSuchMailbox(f"mailbox file {self.path.name} does not exist") from None
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise StorageError(f"cannot lock mailbox: {exc.strerror}") from exc
+            else:
+                if self._same_file(fd):
+                    return fd
+                os.close(fd)  # a rewrite replaced the file while we waited: lock the new one
+                continue
+            if time.monotonic() >= deadline:
+                raise LockTimeout("mailbox is locked by another program")
+            time.sleep(interval)
+            interval = min(interval * 2, MAX_POLL_INTERVAL)
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            raise NoSuchMailbox(f"mailbox file {self.path.name} was removed") from None
+        opened = os.fstat(fd)
+        return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
+
+    def _take_dotlock(self, deadline: float) -> None:
+        interval = FIRST_POLL_INTERVAL
+        while True:
+            try:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                fd = os.open(self.dotlock, flags, 0o600)
+            except FileExistsError:
+                self._break_if_stale()
+            except OSError as exc:
+                raise StorageError(f"cannot create dotlock: {exc.strerror}") from exc
+            else:
+                try:
+                    os.write(fd, b"%d\n" % os.getpid())
+                finally:
+                    os.close(fd)
+                self._have_dotlock = True
+                return
+            if time.monotonic() >= deadline:
+                raise LockTimeout("mailbox is dotlocked by another program")
+            time.sleep(interval)
+            interval = min(interval * 2, MAX_POLL_INTERVAL)
+
+    def _break_if_stale(self) -> None:
+        try:
+            age = time.time() - os.stat(self.dotlock).st_mtime
+        except FileNotFoundError:
+            return
+        if age > STALE_DOTLOCK_SECONDS:
+            log.warning("breaking stale dotlock %s (%.0f s old)", self.dotlock, age)
+            try:
+                os.unlink(self.dotlock)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,568 @@
+"""One mbox mailbox: its messages by UID, appends, flag changes, expunges, and its lock.
+
+The mbox file is the source of truth (DESIGN.md, "On disk"); the index caches what a scan of
+it found, keyed by the file's ``(inode, size, mtime)``.  Every operation takes the mailbox
+lock, checks the cache against the file (``_refresh``) and works on a current picture, so
+changes by other processes and other mbox programs are picked up.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from refmail.errors import InsufficientStorage, LockTimeout, StorageError
+from refmail.parse import mbox_scan
+from refmail.store.index import MailIndex
+from refmail.store.locking import FileLock
+from refmail.store.mboxfmt import (
+    MAX_UID,
+    build_entry,
+    parse_entry,
+    served_header,
+    split_entry,
+)
+from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flags
+
+log = logging.getLogger(__name__)
+
+#: errno values that mean "the disk is full" (reported as 452 / NO [OVERQUOTA] by sessions).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: A rewrite streams the new file in chunks of this size.
+WRITE_CHUNK = 1 << 20
+
+Listener = Callable[[str, tuple[int, ...]], None]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a created, removed or renamed directory entry durable (rename(2) alone is not)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of ``data`` is written; a full disk is InsufficientStorage."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise InsufficientStorage("insufficient storage for the mailbox") from exc
+        raise
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise InsufficientStorage("insufficient storage for the mailbox") from exc
+        raise
+
+
+def _utc_seconds(date: datetime | None) -> datetime:
+    """INTERNALDATE as the From line keeps it: aware UTC, whole seconds (naive = UTC)."""
+    if date is None:
+        date = datetime.now(UTC)
+    elif date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    return date.astimezone(UTC).replace(microsecond=0)
+
+
+class Mailbox:
+    """An mbox mailbox; one object per (user, name) in the process, shared by all sessions."""
+
+    def __init__(
+        self, user: str, name: str, path: Path, index: MailIndex, *, lock_timeout: float = 10.0
+    ) -> None:
+        self.user = user
+        self.name = name
+        self.path = path
+        self.lock_timeout = lock_timeout
+        #: Messages parsed from the mbox file by this object (a scan, not an index load);
+        #: tests use it to prove that a reopened mailbox was served from the index.
+        self.parsed_messages = 0
+        self._index = index
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._file = FileLock(path)
+        self._state: MailboxState | None = None
+        self._entries: list[Entry] = []
+        self._position: dict[int, int] = {}
+        self._infos: list[MessageInfo] | None = None
+        self._listeners: list[Listener] = []
+        self._events: list[tuple[str, tuple[int, ...]]] = []
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.user}:{self.name}>"
+
+    # ------------------------------------------------------------------ locking
+
+    @contextmanager
+    def locked(self, timeout: float | None = None) -> Iterator[Mailbox]:
+        """Thread lock, then fcntl, then the dotlock, all within ``timeout`` seconds
+        (LockTimeout).  Re-entrant in one thread.  Listeners hear of the changes made under
+        it once the outermost ``locked`` has released every lock."""
+        timeout = self.lock_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=max(timeout, 0)):
+            raise LockTimeout("mailbox is busy")
+        events: list[tuple[str, tuple[int, ...]]] = []
+        try:
+            if self._depth == 0:
+                self._file.acquire(deadline)
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._file.release()
+                    events, self._events = self._events, []
+        finally:
+            listeners = list(self._listeners) if events else []
+            self._thread_lock.release()
+            self._notify(listeners, events)
+
+    def add_listener(self, callback: Listener) -> None:
+        """``callback(kind, uids)`` after "append", "flags" or "expunge" by anyone in this
+        process, and for changes another program made, once this object notices them."""
+        with self._thread_lock:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Listener) -> None:
+        with self._thread_lock:
+            try:
+                self._listeners.remove(callback)
+            except ValueError:
+                pass
+
+    @staticmethod
+    def _notify(listeners: list[Listener], events: list[tuple[str, tuple[int, ...]]]) -> None:
+        for kind, uids in events:
+            for callback in listeners:
+                try:
+                    callback(kind, uids)
+                except Exception:
+                    log.exception("mailbox listener %r failed on %s", callback, kind)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def uidvalidity(self) -> int:
+        """RFC 3501 2.3.1.1."""
+        with self.locked():
+            return self._refresh().uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        """RFC 3501 2.3.1.1: the UID the next appended message will get."""
+        with self.locked():
+            return self._refresh().uidnext
+
+    def messages(self) -> list[MessageInfo]:
+        """The messages in mailbox order (ascending UIDs)."""
+        with self.locked():
+            self._refresh()
+            if self._infos is None:
+                self._infos = [entry.info() for entry in self._entries]
+            return list(self._infos)
+
+    def read(self, uid: int) -> bytes:
+        """The message as served: CRLF, unquoted, internal headers removed (KeyError)."""
+        with self.locked():
+            entry = self._entry(uid)
+            raw = self._read_entry(entry, entry.length)
+        return split_entry(raw).served()
+
+    def read_header(self, uid: int) -> bytes:
+        """Just the header block of ``read(uid)`` (with its blank line), reading no more of
+        the file than that (KeyError)."""
+        with self.locked():
+            entry = self._entry(uid)
+            raw = self._read_entry(entry, entry.header_length)
+        return served_header(raw)
+
+    def _entry(self, uid: int) -> Entry:
+        self._refresh()
+        position = self._position.get(uid)
+        if position is None:
+            raise KeyError(uid)
+        return self._entries[position]
+
+    def _read_entry(self, entry: Entry, length: int) -> bytes:
+        raw = os.pread(self._file.fd, length, entry.offset)
+        if not raw.startswith(b"From "):
+            raise StorageError(f"mailbox {self.name}: index does not match the mbox file")
+        return raw
+
+    # ------------------------------------------------------------------ writing
+
+    def append(
+        self,
+        message: bytes,
+        *,
+        sender: str = "MAILER-DAEMON",
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> int:
+        """Append one message (RFC 3501 6.3.11, RFC 5321 4.4 delivery) and return its UID.
+
+        Written, flushed and fsynced before returning; a failed write (full disk:
+        InsufficientStorage) is truncated away, leaving the mbox as it was.
+        """
+        stored_flags = normalize_flags(flags)
+        date = _utc_seconds(internaldate)
+        with self.locked():
+            state = self._refresh()
+            uid = state.uidnext
+            if uid > MAX_UID:
+                raise StorageError("mailbox has used up its UIDs")
+            first = not self._entries
+            entry = build_entry(
+                message,
+                sender=sender,
+                date=date,
+                uid=uid,
+                flags=stored_flags,
+                old=False,
+                base=(state.uidvalidity, uid + 1) if first else None,
+            )
+            fd = self._file.fd
+            end = os.fstat(fd).st_size
+            gap = self._separator_needed(fd, end)
+            try:
+                os.lseek(fd, end, os.SEEK_SET)
+                write_all(fd, gap + entry)
+                _fsync(fd)
+            except BaseException:
+                self._truncate(fd, end)
+                raise
+            stat = os.fstat(fd)
+            parsed = parse_entry(entry)
+            new = Entry(
+                uid,
+                end + len(gap),
+                len(entry),
+                parsed.header_length,
+                parsed.size,
+                stored_flags,
+                False,
+                date,
+                has_base=first,
+            )
+            changed = [new]
+            if gap and self._entries:
+                last = self._entries[-1]
+                self._entries[-1] = replace(last, length=last.length + len(gap))
+                changed.append(self._entries[-1])
+            self._entries.append(new)
+            self._position[uid] = len(self._entries) - 1
+            self._save(
+                replace(state, uidnext=uid + 1), stat, changed, full=False, event=("append", (uid,))
+            )
+        return uid
+
+    def _truncate(self, fd: int, end: int) -> None:
+        """Take a failed append back off the end of the file."""
+        try:
+            os.ftruncate(fd, end)
+            os.fsync(fd)
+        except OSError:
+            log.exception("mailbox %s: could not truncate a failed append", self.name)
+
+    @staticmethod
+    def _separator_needed(fd: int, end: int) -> bytes:
+        """What must precede a new From line so it starts after a blank line."""
+        if end == 0:
+            return b""
+        tail = os.pread(fd, 2, max(end - 2, 0))
+        if tail.endswith(b"\n\n") or tail == b"\n":
+            return b""
+        return b"\n" if tail.endswith(b"\n") else b"\n\n"
+
+    def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
+        """Replace the flags of the given UIDs (RFC 3501 6.4.6 STORE computes them).  Kept in
+        the index and written to the mbox lazily: by expunge, sync() or MailStore.close().
+        UIDs no longer in the mailbox are ignored (another session expunged them)."""
+        normalized = {uid: normalize_flags(flags) for uid, flags in changes.items()}
+        with self.locked():
+            state = self._refresh()
+            changed = []
+            for uid, flags in normalized.items():
+                position = self._position.get(uid)
+                if position is None:
+                    continue
+                entry = self._entries[position]
+                if entry.flags == flags:
+                    continue
+                entry = replace(entry, flags=flags, old=True, dirty=True)
+                self._entries[position] = entry
+                changed.append(entry)
+            if changed:
+                uids = tuple(entry.uid for entry in changed)
+                self._save(state, None, changed, full=False, event=("flags", uids))
+
+    def expunge(self, uids: Iterable[int]) -> list[int]:
+        """Remove these messages (RFC 3501 6.4.3, RFC 1939 UPDATE state) by rewriting the
+        mbox; returns the UIDs removed, in mailbox order.  Pending flags are written too."""
+        wanted = set(uids)
+        with self.locked():
+            state = self._refresh()
+            removed = [entry.uid for entry in self._entries if entry.uid in wanted]
+            if removed:
+                self._rewrite(state, drop=frozenset(removed), event=("expunge", tuple(removed)))
+            return removed
+
+    def sync(self) -> None:
+        """Write flag changes kept in the index back into the mbox headers."""
+        with self.locked():
+            state = self._refresh()
+            if any(entry.dirty for entry in self._entries):
+                self._rewrite(state)
+
+    # ------------------------------------------------------------------ the cache
+
+    def _refresh(self) -> MailboxState:
+        """Bring the in-memory picture up to date with the index and the file (lock held)."""
+        stat = os.fstat(self._file.fd)
+        known = self._index.state(self.name)
+        if known is not None and known.describes(stat.st_ino, stat.st_size, stat.st_mtime_ns):
+            if known != self._state:
+                self._install(known, self._index.entries(self.name))
+            return known
+        return self._rescan(stat, known)
+
+    def _install(self, state: MailboxState, entries: list[Entry]) -> None:
+        """Adopt a new picture; listeners hear what changed when there was an old one."""
+        if self._state is not None:
+            self._queue_differences(self._entries, entries)
+        self._state = state
+        self._entries = entries
+        self._position = {entry.uid: i for i, entry in enumerate(entries)}
+        self._infos = None
+
+    def _queue_differences(self, old: list[Entry], new: list[Entry]) -> None:
+        old_flags = {entry.uid: entry.flags for entry in old}
+        new_uids = {entry.uid for entry in new}
+        gone = tuple(entry.uid for entry in old if entry.uid not in new_uids)
+        added = tuple(entry.uid for entry in new if entry.uid not in old_flags)
+        changed = tuple(
+            entry.uid
+            for entry in new
+            if entry.uid in old_flags and old_flags[entry.uid] != entry.flags
+        )
+        for kind, uids in (("expunge", gone), ("append", added), ("flags", changed)):
+            if uids:
+                self._events.append((kind, uids))
+
+    def _save(
+        self,
+        state: MailboxState,
+        stat: os.stat_result | None,
+        entries: list[Entry],
+        *,
+        full: bool,
+        event: tuple[str, tuple[int, ...]] | None = None,
+    ) -> None:
+        """Record a change made by this object: in the index, then in memory."""
+        if stat is not None:
+            state = replace(state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        state = replace(state, generation=state.generation + 1)
+        if full:
+            self._index.replace(self.name, state, entries)
+            self._entries = entries
+            self._position = {entry.uid: i for i, entry in enumerate(entries)}
+        else:
+            self._index.upsert(self.name, state, entries)
+        self._state = state
+        self._infos = None
+        if event is not None:
+            self._events.append(event)
+
+    def _rescan(self, stat: os.stat_result, known: MailboxState | None) -> MailboxState:
+        """Read the whole mbox: UIDs from X-UID, UIDVALIDITY from X-IMAPbase, flags from
+        Status/X-Status/X-Keywords.  Messages without a usable X-UID get UIDs now and the file
+        is rewritten at once to carry them (as Dovecot does), so they survive the index."""
+        data = os.pread(self._file.fd, stat.st_size, 0) if stat.st_size else b""
+        offsets = mbox_scan(data, 0)
+        if offsets and offsets[0] != 0:
+            log.warning("mailbox %s: %d bytes before the first From line", self.name, offsets[0])
+        fallback = datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0)
+        ends = offsets[1:] + [len(data)] if offsets else []
+        parsed = [parse_entry(data[start:end]) for start, end in zip(offsets, ends, strict=True)]
+        self.parsed_messages += len(parsed)
+
+        base = parsed[0].base if parsed else None
+        if base is not None:
+            uidvalidity = base[0]
+        elif known is not None:
+            uidvalidity = known.uidvalidity
+        else:
+            uidvalidity = self._index.new_uidvalidity()
+        same_validity = known is not None and known.uidvalidity == uidvalidity
+        uidnext = max(base[1] if base else 1, known.uidnext if same_validity and known else 1)
+        # UIDs must ascend in file order; from the first one that does not (or is missing),
+        # every later message gets a fresh UID.  None may reuse a UID ever seen here.
+        restamp_from = len(parsed)
+        previous = 0
+        for position, entry in enumerate(parsed):
+            if restamp_from == len(parsed):
+                if entry.uid is None or entry.uid <= previous:
+                    restamp_from = position
+                else:
+                    previous = entry.uid
+            if entry.uid is not None:
+                uidnext = max(uidnext, entry.uid + 1)
+        pending = self._index.dirty_flags(self.name) if same_validity else {}
+
+        entries = []
+        for position, (start, entry) in enumerate(zip(offsets, parsed, strict=True)):
+            if position >= restamp_from:
+                uid, uidnext = uidnext, uidnext + 1
+            else:
+                uid = entry.uid
+            dirty = uid in pending and position < restamp_from
+            entries.append(
+                Entry(
+                    uid,
+                    start,
+                    entry.length,
+                    entry.header_length,
+                    entry.size,
+                    pending[uid] if dirty else entry.flags,
+                    entry.old or dirty,
+                    entry.internaldate or fallback,
+                    has_base=entry.base is not None,
+                    dirty=dirty,
+                )
+            )
+        if uidnext > MAX_UID + 1:
+            raise StorageError(f"mailbox {self.name} has used up its UIDs")
+        generation = known.generation if known is not None else 0
+        state = MailboxState(uidvalidity, uidnext, generation=generation)
+        restamp = frozenset(entry.uid for entry in entries[restamp_from:])
+        if restamp or (entries and not entries[0].has_base) or any(
+            entry.has_base for entry in entries[1:]
+        ):
+            self._install(state, entries)
+            self._rewrite(state, restamp=restamp)
+            return self._state or state
+        self._install(state, entries)
+        self._save(state, stat, entries, full=True)
+        return self._state or state
+
+    # ------------------------------------------------------------------ rewriting
+
+    def _rewrite(
+        self,
+        state: MailboxState,
+        *,
+        drop: frozenset[int] = frozenset(),
+        restamp: frozenset[int] = frozenset(),
+        event: tuple[str, tuple[int, ...]] | None = None,
+    ) -> None:
+        """Replace the mbox with a new file beside it, fsynced, renamed over, directory
+        fsynced: a crash leaves the old file or the new one, whole.  Entries whose internal
+        headers change (pending flags, new UIDs, X-IMAPbase moving to the first) are rebuilt;
+        all others are copied byte for byte."""
+        kept = [entry for entry in self._entries if entry.uid not in drop]
+        written = self._write_mbox(self.path, kept, state, restamp)
+        self._file.reopen()
+        stat = os.fstat(self._file.fd)
+        self._save(state, stat, written, full=True, event=event)
+
+    def _write_mbox(
+        self, path: Path, entries: list[Entry], state: MailboxState, restamp: frozenset[int]
+    ) -> list[Entry]:
+        """Write ``entries`` (read from this mailbox's file) as a new mbox at ``path``."""
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        written: list[Entry] = []
+        try:
+            chunk: list[bytes] = []
+            pending = offset = 0
+            for position, entry in enumerate(entries):
+                raw = self._read_entry(entry, entry.length)
+                base = (state.uidvalidity, state.uidnext) if position == 0 else None
+                if (
+                    base is not None
+                    or entry.has_base
+                    or entry.dirty
+                    or entry.uid in restamp
+                    or not raw.endswith(b"\n\n")
+                ):
+                    raw = build_entry(
+                        split_entry(raw), uid=entry.uid, flags=entry.flags, old=entry.old, base=base
+                    )
+                    parsed = parse_entry(raw)
+                    entry = replace(
+                        entry,
+                        length=len(raw),
+                        header_length=parsed.header_length,
+                        size=parsed.size,
+                    )
+                written.append(
+                    replace(entry, offset=offset, has_base=base is not None, dirty=False)
+                )
+                offset += len(raw)
+                chunk.append(raw)
+                pending += len(raw)
+                if pending >= WRITE_CHUNK:
+                    write_all(out, b"".join(chunk))
+                    chunk, pending = [], 0
+            write_all(out, b"".join(chunk))
+            _fsync(out)
+            os.close(out)
+            out = -1
+            os.rename(temp, path)
+        except BaseException:
+            if out >= 0:
+                os.close(out)
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+        return written
+
+    def remove_file(self) -> None:
+        """DELETE (RFC 3501 6.3.4): unlink the mbox under the lock; sessions that have it
+        open hear that every message is gone."""
+        with self.locked():
+            self._refresh()
+            uids = tuple(entry.uid for entry in self._entries)
+            os.unlink(self.path)
+            fsync_dir(self.path.parent)
+            self._index.delete(self.name)
+            self._state = None
+            self._entries, self._position, self._infos = [], {}, None
+            if uids:
+                self._events.append(("expunge", uids))
+
+    def move_messages_to(self, path: Path, name: str, uidvalidity: int) -> None:
+        """RENAME INBOX (RFC 3501 6.3.5): every message goes to a new mailbox file at
+        ``path`` (keeping its UID under a new UIDVALIDITY) and this mailbox is left empty,
+        its UIDNEXT kept.  The new file is durable before this one is emptied."""
+        with self.locked():
+            state = self._refresh()
+            target_state = replace(state, uidvalidity=uidvalidity, generation=0)
+            written = self._write_mbox(path, self._entries, target_state, frozenset())
+            stat = os.stat(path)
+            target_state = replace(
+                target_state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns
+            )
+            self._index.replace(name, replace(target_state, generation=1), written)
+            removed = tuple(entry.uid for entry in self._entries)
+            if removed:
+                self._rewrite(state, drop=frozenset(removed), event=("expunge", removed))
