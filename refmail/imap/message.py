@@ -6,17 +6,16 @@ its body starts and where it ends, the raw span of every header field, and its c
 parts of a multipart) or its encapsulated message (message/rfc822).  Parsing is bounded in
 depth and in part count so a MIME bomb yields a bounded tree.
 
-Also here, because FETCH and SEARCH both need them: MIME parameter parsing (RFC 2045 5.1 with
-RFC 2231 continuations) and body/header decoding to text for SEARCH (RFC 3501 6.4.4).
+Also here, because FETCH, SEARCH and SORT share them: MIME parameter parsing (RFC 2045 5.1
+with RFC 2231 continuations), RFC 2047 header decoding, and address lists (RFC 5322 3.4) as
+RFC 3501 7.4.2 address structures.
 """
 
 from __future__ import annotations
 
 import binascii
-import codecs
 import dataclasses
 import email.header
-import quopri
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -122,6 +121,15 @@ def parse_message(data: bytes | ParsedMessage) -> ParsedMessage:
         return data
     budget = [MAX_MIME_PARTS]
     return ParsedMessage(data, _parse_entity(data, 0, len(data), 0, ("text", "plain"), budget))
+
+
+def parse_header(data: bytes) -> Part:
+    """Only the top-level header of a message (for keys that need no body): a root Part
+    whose type is read but whose body is not split."""
+    fields, body_start = _split_header(data, 0, len(data))
+    raw_type = next((f.value for f in fields if f.name.lower() == b"content-type"), None)
+    maintype, subtype, params = _content_type(raw_type, ("text", "plain"))
+    return Part(0, body_start, len(data), tuple(fields), maintype, subtype, params)
 
 
 # ------------------------------------------------------------------------------ the tree
@@ -415,53 +423,6 @@ def _decode_one_word(word: str) -> str:
         return str(email.header.make_header(email.header.decode_header(word)))
     except (LookupError, ValueError, UnicodeError, binascii.Error):
         return word
-
-
-def decode_body(message: ParsedMessage, part: Part) -> bytes:
-    """A leaf part's body with its Content-Transfer-Encoding undone (RFC 2045 6)."""
-    body = message.body(part)
-    encoding = part.encoding
-    if encoding == "BASE64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
-        try:
-            return binascii.a2b_base64(cleaned)
-        except binascii.Error:
-            return b""
-    if encoding == "QUOTED-PRINTABLE":
-        return quopri.decodestring(body)
-    return body
-
-
-def decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes in a MIME charset as text; unknown charsets as UTF-8, bad bytes replaced."""
-    name = (charset or "us-ascii").strip().lower()
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        name = "utf-8"
-    if name in ("us-ascii", "ascii"):
-        name = "utf-8"  # 8-bit in "us-ascii" text is nearly always UTF-8 in practice
-    return data.decode(name, "replace")
-
-
-def searchable_body(message: ParsedMessage, part: Part) -> list[str]:
-    """Text of an entity's body for SEARCH BODY/TEXT (RFC 3501 6.4.4): every text/* leaf
-    decoded, and the headers and bodies of encapsulated messages; other leaves (images,
-    archives) are not text and are not searched."""
-    out: list[str] = []
-    stack = [part]
-    while stack:
-        node = stack.pop()
-        if node.children:
-            stack.extend(reversed(node.children))
-        elif node.message is not None:
-            inner = node.message
-            out.append(decode_header_value(message.header_block(inner)))
-            stack.append(inner)
-        elif node.maintype in ("text", "message"):
-            out.append(decode_text(decode_body(message, node), node.param("charset")))
-    return out
 
 
 # ------------------------------------------------------------------------------ addresses
