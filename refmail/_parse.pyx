@@ -414,8 +414,9 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
     cdef int flags = 0
     cdef unsigned char high = 0
     cdef unsigned char *out
-    if max_line < 1:
-        raise ValueError("max_line must be positive")
+    if max_line < 3:
+        # A shorter limit would cut the terminator line itself into pieces.
+        raise ValueError("max_line must be at least 3")
     at_line_start = (state & AT_LINE_START) != 0
     prev_crlf = (state & PREV_CRLF) != 0
     # Each LF may gain a CR, so the output is at most twice the input.
@@ -458,11 +459,9 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 consumed = pos + 3
             elif n - pos > max_line:
                 # RFC 5321 4.5.3.1.6: a line past the limit is passed on in pieces and flagged,
-                # so that an endless line cannot grow the buffer.  The piece never ends in CR,
-                # which would split a CRLF across calls and hide it.
+                # so that an endless line cannot grow the buffer.  The byte after the piece is
+                # in the buffer and is not an LF, so a CRLF is never split across calls.
                 cut = max_line
-                if cut > 1 and p[pos + cut - 1] == 13:
-                    cut -= 1
                 start = pos
                 if at_line_start and p[pos] == 0x2E:
                     start += 1

@@ -301,8 +301,9 @@ def _esmtp_params(arg: bytes, pos: int) -> list[tuple[bytes, bytes | None]]:
 
 def read_data(buf: bytes, state: int, max_line: int) -> tuple[bytes, int, bool, int, int]:
     """Unstuff DATA content and find its end (RFC 5321 4.1.1.4, 4.5.2); see ``_parse.pyi``."""
-    if max_line < 1:
-        raise ValueError("max_line must be positive")
+    if max_line < len(b".\r\n"):
+        # A shorter limit would cut the terminator line itself into pieces.
+        raise ValueError("max_line must be at least 3")
     state &= _STATE_MASK
     at_line_start = bool(state & DATA_AT_LINE_START)
     if state == DATA_INITIAL and buf.startswith(b".\r\n"):
@@ -333,11 +334,9 @@ def read_data(buf: bytes, state: int, max_line: int) -> tuple[bytes, int, bool, 
         return out, consumed, True, DATA_INITIAL, flags
     if len(buf) - region_end > max_line:
         # RFC 5321 4.5.3.1.6: a line past the limit is passed on in pieces and flagged, so
-        # that an endless line cannot grow the buffer.  The piece never ends in CR, which
-        # would split a CRLF across calls and hide it.
+        # that an endless line cannot grow the buffer.  The byte after the piece is in the
+        # buffer and is not an LF, so a CRLF is never split across calls.
         cut = max_line
-        if cut > 1 and buf[region_end + cut - 1] == 0x0D:
-            cut -= 1
         piece = buf[region_end : region_end + cut]
         flags |= _content_flags(piece) | DATA_LONG_LINE
         if at_line_start and piece[:1] == b".":

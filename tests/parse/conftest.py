@@ -23,9 +23,12 @@ def load_compiled() -> ModuleType | None:
         return None
 
 
-@pytest.fixture(params=IMPLEMENTATIONS)
+@pytest.fixture(scope="session", params=IMPLEMENTATIONS)
 def parse_impl(request: pytest.FixtureRequest) -> ModuleType:
-    """One implementation of ``refmail/_parse.pyi``: ``_parse_py`` or the compiled ``_parse``."""
+    """One implementation of ``refmail/_parse.pyi``: ``_parse_py`` or the compiled ``_parse``.
+
+    Session-scoped: the modules are stateless, and hypothesis tests may use it.
+    """
     if request.param == "python":
         return _parse_py
     compiled = load_compiled()
