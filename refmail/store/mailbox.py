@@ -454,8 +454,10 @@ class Mailbox:
         generation = known.generation if known is not None else 0
         state = MailboxState(uidvalidity, uidnext, generation=generation)
         restamp = frozenset(entry.uid for entry in entries[restamp_from:])
-        if restamp or (entries and not entries[0].has_base) or any(
-            entry.has_base for entry in entries[1:]
+        if (
+            restamp
+            or (entries and not entries[0].has_base)
+            or any(entry.has_base for entry in entries[1:])
         ):
             self._install(state, entries)
             self._rewrite(state, restamp=restamp)
