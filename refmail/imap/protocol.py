@@ -23,6 +23,8 @@ MAX_NESTING_DEPTH = 32
 #: A literal's size is read as at most this many digits: 2**32 has 10 (RFC 3501 9, "number"),
 #: so anything longer is too big without converting it.
 MAX_LITERAL_DIGITS = 10
+#: Bytes of a discarded line kept to recognize a ``{n+}`` at its end: "{" 10 digits "+}".
+_LITERAL_TAIL = MAX_LITERAL_DIGITS + 3
 #: Verbs that take a fetch attribute whose section (``BODY[HEADER.FIELDS (A B)]``) holds spaces.
 SECTION_ATTS = frozenset({"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"})
 
@@ -190,9 +192,9 @@ class IMAPProtocol:
                 return self._too_long()
             line = self._take_line()
             if line is None:
-                if mode == _DISCARD_LINE:  # keep nothing of a line being thrown away
-                    self._buf.clear()
-                    self._scan_from = 0
+                if mode == _DISCARD_LINE:  # keep only what could be a "{n+}" at its end
+                    del self._buf[: -_LITERAL_TAIL]
+                    self._scan_from = len(self._buf)
                 elif len(self._buf) > self.max_line:  # an endless continuation line
                     return self._too_long()
                 return None
