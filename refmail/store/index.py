@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from refmail.errors import StorageError
+from refmail.errors import InsufficientStorage, StorageError
 from refmail.store.model import Entry, MailboxState
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class MailIndex:
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StorageError(f"index update failed: {exc}") from exc
+                raise _storage_error(exc) from exc
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -167,7 +167,7 @@ class MailIndex:
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise StorageError(f"index update failed: {exc}") from exc
+                raise _storage_error(exc) from exc
         return value
 
     def put_state(self, name: str, state: MailboxState) -> None:
@@ -231,6 +231,13 @@ class MailIndex:
                 ),
             ]
         self._write(statements)
+
+
+def _storage_error(exc: sqlite3.Error) -> StorageError:
+    """SQLITE_FULL is a full disk like ENOSPC on the mbox; anything else a storage fault."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return InsufficientStorage("insufficient storage for the mail index")
+    return StorageError(f"index update failed: {exc}")
 
 
 def _state_values(state: MailboxState) -> tuple[int, ...]:
