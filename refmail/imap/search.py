@@ -352,8 +352,11 @@ def decode_body(message: ParsedMessage, part: Part) -> bytes:
     body = message.body(part)
     encoding = part.encoding
     if encoding == "BASE64":
+        # Lenient, as mail readers are: skip foreign bytes and repair the padding.
         cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]
+        cleaned += b"=" * (-len(cleaned) % 4)
         try:
             return binascii.a2b_base64(cleaned)
         except binascii.Error:
@@ -452,10 +455,12 @@ class _Evaluator:
                 return day == date if relation == "on" else day >= date
             case SeqSetKey(sequence, uid):
                 number = view.uid if uid else view.seq
-                if self.context is None:
-                    largest = number if sequence.uses_star() else 0
-                else:
+                if self.context is not None:
                     largest = self.context.largest_uid if uid else self.context.largest_seq
+                elif sequence.uses_star():
+                    raise ValueError("a sequence set with '*' needs a SearchContext")
+                else:
+                    largest = 0
                 return sequence.contains(number, largest)
             case HeaderContains(field, value):
                 values = self.header.headers(field)
@@ -481,7 +486,7 @@ class _Evaluator:
 
 def matches(key: SearchKey, view: MessageView, context: SearchContext | None = None) -> bool:
     """Does the message match the key (RFC 3501 6.4.4)?  ``context`` gives ``*`` its value
-    in sequence sets; without it ``*`` matches only the message itself."""
+    in sequence sets; a key using ``*`` without one is a caller's error (ValueError)."""
     return _Evaluator(view, context).test(key)
 
 
