@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from email.utils import format_datetime, localtime
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,8 @@ def received_header(
     The ``for`` clause is given only for a single recipient so it never lists the others.
     """
     literal = f"[IPv6:{peer_ip}]" if ":" in peer_ip else f"[{peer_ip}]"
-    stamp = format_datetime(localtime(when))
+    moment = None if when is None else datetime.fromtimestamp(when, UTC)
+    stamp = format_datetime(localtime(moment))
     parts = [
         f"Received: from {trace_name(helo)} ({trace_name(literal)})",
         f"\tby {trace_name(hostname)} (refmail) with {protocol} id {message_id}",

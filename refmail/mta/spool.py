@@ -44,9 +44,7 @@ class Spool:
     """The outbound queue directory.  Safe to share between threads and processes: every
     change is one atomic rename; ``on_enqueue(id)`` (optional) tells the scheduler at once."""
 
-    def __init__(
-        self, queue_dir: Path, *, on_enqueue: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, queue_dir: Path, *, on_enqueue: Callable[[str], None] | None = None) -> None:
         self.queue_dir = Path(queue_dir)
         self.on_enqueue = on_enqueue
 
