@@ -11,7 +11,6 @@ from email.message import EmailMessage
 
 import pytest
 
-
 SMTP_SERVICES = ("smtp", "submission", "smtps")
 
 
