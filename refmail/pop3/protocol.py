@@ -18,8 +18,9 @@ from refmail.parse import LineTooLong, dot_stuff, next_line
 #: command, single space, 40 character argument, CRLF) to 255 octets, including the
 #: terminating CRLF."  SASL responses are not commands and may be longer (RFC 5034 4).
 MAX_COMMAND_LINE = 255
-#: RFC 1939 3: keywords are three or four characters long (RFC 2449 keeps that for extensions).
-KEYWORD = re.compile(r"[A-Za-z]{3,4}\Z")
+#: RFC 1939 3: keywords are three or four characters long (RFC 2449 keeps that for extensions;
+#: RFC 6856's UTF8 shows they may hold digits).
+KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]{2,3}\Z")
 #: RFC 1939 3: a message-number is a decimal number; we accept no sign and no leading junk.
 DECIMAL = re.compile(r"[0-9]+\Z")
 #: A message number or line count past this is no real message; keeps int() away from huge

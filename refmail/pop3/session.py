@@ -421,9 +421,13 @@ class POP3Session:
         rebuilds since both live in the mbox itself (X-IMAPbase, X-UID)."""
         return f"{self._uidvalidity:08x}{info.uid:08x}"
 
-    def _read(self, info: MessageInfo) -> bytes:
+    def _read(self, msg: int, info: MessageInfo) -> bytes:
+        """The message as served (CRLF); another session (IMAP EXPUNGE) may have removed it."""
         assert self._box is not None
-        return self._box.read(info.uid)
+        try:
+            return self._box.read(info.uid)
+        except KeyError:
+            raise POP3Error(f"message {msg} was removed by another session") from None
 
     def pop3_STAT(self, cmd: Simple) -> bytes:
         """STAT (RFC 1939 5): "+OK nn mm", deleted messages not counted."""
@@ -447,14 +451,14 @@ class POP3Session:
 
     def pop3_RETR(self, cmd: MessageCommand) -> bytes:
         """RETR msg (RFC 1939 5): the message as stored (CRLF), dot-stuffed."""
-        info = self._message(cmd.msg)
-        return multiline(f"{info.size} octets", self._read(info))
+        message = self._read(cmd.msg, self._message(cmd.msg))
+        return multiline(f"{len(message)} octets", message)
 
     def pop3_TOP(self, cmd: Top) -> bytes:
         """TOP msg n (RFC 1939 7): the header, the blank line, and the first n body lines
         (the whole message when it has fewer)."""
-        info = self._message(cmd.msg)
-        return multiline("top of message follows", top_of_message(self._read(info), cmd.lines))
+        message = self._read(cmd.msg, self._message(cmd.msg))
+        return multiline("top of message follows", top_of_message(message, cmd.lines))
 
     def pop3_DELE(self, cmd: MessageCommand) -> bytes:
         """DELE msg (RFC 1939 5): marks only; the UPDATE state removes (on QUIT)."""
