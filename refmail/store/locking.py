@@ -46,14 +46,22 @@ class FileLock:
         return self._lock_fd >= 0
 
     def acquire(self, deadline: float) -> None:
-        """Take fcntl then the dotlock before ``deadline`` (time.monotonic) or LockTimeout."""
-        self._lock_fd = self._fcntl_lock(deadline)
-        self.fd = self._lock_fd
-        try:
-            self._take_dotlock(deadline)
-        except BaseException:
+        """Take fcntl then the dotlock before ``deadline`` (time.monotonic) or LockTimeout.
+
+        The file is checked again once both are held: fcntl does not exclude another
+        MailStore in this process, so only then is it certain no rewrite replaced the file
+        while we waited for the dotlock."""
+        while True:
+            self._lock_fd = self._fcntl_lock(deadline)
+            self.fd = self._lock_fd
+            try:
+                self._take_dotlock(deadline)
+                if self._same_file(self._lock_fd):
+                    return
+            except BaseException:
+                self.release()
+                raise
             self.release()
-            raise
 
     def release(self) -> None:
         if self._have_dotlock:
@@ -129,13 +137,31 @@ class FileLock:
             interval = min(interval * 2, MAX_POLL_INTERVAL)
 
     def _break_if_stale(self) -> None:
+        """Remove a dotlock left by a crash: too old, or naming a process that is gone
+        (Dovecot and procmail judge the same way; mutt's empty dotlocks only by age)."""
         try:
             age = time.time() - os.stat(self.dotlock).st_mtime
+            holder = self.dotlock.read_bytes()[:32].strip()
         except FileNotFoundError:
             return
-        if age > STALE_DOTLOCK_SECONDS:
-            log.warning("breaking stale dotlock %s (%.0f s old)", self.dotlock, age)
+        dead = holder.isdigit() and not _process_exists(int(holder))
+        if age > STALE_DOTLOCK_SECONDS or dead:
+            log.warning(
+                "breaking stale dotlock %s (%.0f s old, holder %r)", self.dotlock, age, holder
+            )
             try:
                 os.unlink(self.dotlock)
             except FileNotFoundError:
                 pass
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a pid we can judge: leave it to the age rule
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

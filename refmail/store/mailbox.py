@@ -9,6 +9,7 @@ changes by other processes and other mbox programs are picked up.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import threading
@@ -490,6 +491,10 @@ class Mailbox:
         self, path: Path, entries: list[Entry], state: MailboxState, restamp: frozenset[int]
     ) -> list[Entry]:
         """Write ``entries`` (read from this mailbox's file) as a new mbox at ``path``."""
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            # Every writer holds the lock, so this is what a crashed rewrite left behind.
+            log.warning("removing %s, left by an interrupted rewrite", leftover)
+            leftover.unlink(missing_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         written: list[Entry] = []
