@@ -145,13 +145,26 @@ class MailboxCommands:
     # ------------------------------------------------------------------ CREATE / DELETE / RENAME
 
     def imap_CREATE(self, cmd: Command) -> Done:
-        """CREATE (RFC 3501 6.3.3); a trailing delimiter declares a future parent."""
+        """CREATE (RFC 3501 6.3.3).  A trailing delimiter only declares that names will be
+        made below this one: an mbox file cannot hold mailboxes, so nothing is made now and
+        the parent appears (\\Noselect) with its first child."""
         args = Arguments(cmd.args)
-        name = self._name(args).rstrip(DELIMITER)
+        raw_name = self._name(args)
         args.end()
+        name = raw_name.rstrip(DELIMITER)
         if name.upper() == INBOX:
             raise IMAPError("NO", "INBOX always exists", "ALREADYEXISTS")
         assert self.user is not None
+        existing = set(self._all_names())
+        if name in existing:
+            raise IMAPError("NO", "mailbox already exists", "ALREADYEXISTS")
+        parts = name.split(DELIMITER)
+        for i in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:i])
+            if parent in existing:
+                raise IMAPError("NO", f"{parent} holds messages, not mailboxes (mbox)", "CANNOT")
+        if raw_name.endswith(DELIMITER):
+            return Done("CREATE completed")
         self.store.create_mailbox(self.user, name)
         return Done("CREATE completed")
 
@@ -163,6 +176,12 @@ class MailboxCommands:
         if name == INBOX:
             raise IMAPError("NO", "INBOX cannot be deleted", "CANNOT")
         assert self.user is not None
+        names = self._all_names()
+        if name not in names:
+            if any(other.startswith(name + DELIMITER) for other in names):
+                # RFC 3501 6.3.4: a \Noselect name with inferiors may not be deleted
+                raise IMAPError("NO", "mailbox has inferior hierarchical names", "CANNOT")
+            raise IMAPError("NO", "no such mailbox", "NONEXISTENT")
         if self.selected is not None and self.selected.name == name:
             self.deselect()  # RFC 7162 3.2.11 / RFC 3501 leaves it open: stop using it first
             self.send(b"* OK [CLOSED] the selected mailbox is being deleted\r\n")
