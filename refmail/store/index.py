@@ -119,7 +119,7 @@ class MailIndex:
         with self._lock:
             self._db.close()
 
-    def _write(self, statements: Iterable[tuple[str, object]]) -> None:
+    def _write(self, statements: Iterable[tuple[str, tuple | list]]) -> None:
         """Run ``(sql, params)`` pairs in one transaction; a params list means executemany."""
         with self._lock:
             try:
@@ -218,7 +218,7 @@ class MailIndex:
         """Move rows of ``old`` and of every mailbox below it (``old/...``) to ``new``.
         Children are matched by exact prefix (LIKE would ignore ASCII case)."""
         old_prefix, new_prefix = old + "/", new + "/"
-        statements: list[tuple[str, object]] = []
+        statements: list[tuple[str, tuple | list]] = []
         for table, column in (("message", "mailbox"), ("mailbox", "name")):
             below = f"substr({column}, 1, ?) = ?"
             statements += [

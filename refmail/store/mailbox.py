@@ -8,7 +8,6 @@ changes by other processes and other mbox programs are picked up.
 
 from __future__ import annotations
 
-import errno
 import glob
 import logging
 import os
@@ -20,8 +19,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from refmail.errors import InsufficientStorage, LockTimeout, StorageError
+from refmail.errors import LockTimeout, StorageError
 from refmail.parse import mbox_scan
+from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
 from refmail.store.locking import FileLock
 from refmail.store.mboxfmt import (
@@ -35,42 +35,10 @@ from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flag
 
 log = logging.getLogger(__name__)
 
-#: errno values that mean "the disk is full" (reported as 452 / NO [OVERQUOTA] by sessions).
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: A rewrite streams the new file in chunks of this size.
 WRITE_CHUNK = 1 << 20
 
 Listener = Callable[[str, tuple[int, ...]], None]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a created, removed or renamed directory entry durable (rename(2) alone is not)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """os.write until all of ``data`` is written; a full disk is InsufficientStorage."""
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError as exc:
-        if exc.errno in DISK_FULL:
-            raise InsufficientStorage("insufficient storage for the mailbox") from exc
-        raise
-
-
-def _fsync(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno in DISK_FULL:
-            raise InsufficientStorage("insufficient storage for the mailbox") from exc
-        raise
 
 
 def _utc_seconds(date: datetime | None) -> datetime:
@@ -247,7 +215,7 @@ class Mailbox:
             try:
                 os.lseek(fd, end, os.SEEK_SET)
                 write_all(fd, gap + entry)
-                _fsync(fd)
+                fsync_file(fd)
             except BaseException:
                 self._truncate(fd, end)
                 raise
@@ -431,7 +399,7 @@ class Mailbox:
 
         entries = []
         for position, (start, entry) in enumerate(zip(offsets, parsed, strict=True)):
-            if position >= restamp_from:
+            if position >= restamp_from or entry.uid is None:
                 uid, uidnext = uidnext, uidnext + 1
             else:
                 uid = entry.uid
@@ -531,7 +499,7 @@ class Mailbox:
                     write_all(out, b"".join(chunk))
                     chunk, pending = [], 0
             write_all(out, b"".join(chunk))
-            _fsync(out)
+            fsync_file(out)
             os.close(out)
             out = -1
             os.rename(temp, path)

@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from refmail.errors import MailboxExists, NoSuchMailbox, StorageError
+from refmail.store.fileio import fsync_dir, write_all
 from refmail.store.index import INDEX_DIR, MailIndex
-from refmail.store.mailbox import Mailbox, fsync_dir, write_all
+from refmail.store.mailbox import Mailbox
 from refmail.store.model import MailboxState
 from refmail.store.names import (
     INBOX,
