@@ -286,7 +286,10 @@ def format_section_name(spec: FetchSpec) -> bytes:
         pieces.append(spec.text)
     name = b"BODY[" + ".".join(pieces).encode("ascii")
     if spec.fields:
-        name += b" " + _list([imap_string(f) for f in spec.fields])
+        # Quoted strings with escapes, never literals: the name is one line (RFC 3501 9 quoted).
+        quoted = [b'"' + f.encode("ascii").replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+                  for f in spec.fields]
+        name += b" " + _list(quoted)
     name += b"]"
     if spec.partial is not None:
         name += b"<%d>" % spec.partial[0]

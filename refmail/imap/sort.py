@@ -11,6 +11,7 @@ import email.utils
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from refmail.imap.message import (
     Address,
@@ -153,11 +154,11 @@ def _sent_time(view: MessageView, message: Part) -> datetime.datetime:
     return view.internaldate
 
 
-def _key_function(key: str) -> Callable[[MessageView, Part | None], object]:
+def _key_function(key: str) -> Callable[[MessageView, Part | None], Any]:
     def header(name: str) -> Callable[[Part | None], bytes | None]:
         return lambda m: m.header(name) if m is not None else None
 
-    table: dict[str, Callable[[MessageView, Part | None], object]] = {
+    table: dict[str, Callable[[MessageView, Part | None], Any]] = {
         "ARRIVAL": lambda v, m: v.internaldate,
         "SIZE": lambda v, m: v.size,
         "DATE": lambda v, m: _sent_time(v, m) if m is not None else v.internaldate,

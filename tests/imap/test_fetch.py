@@ -447,6 +447,12 @@ def test_fetch_att_parsing_and_names(att: str, expected: FetchSpec, name: bytes)
     assert fetch.format_section_name(parsed) == name
 
 
+def test_section_name_escapes_odd_field_names() -> None:
+    """Field names with ``"`` or ``\\`` stay quoted strings, escaped (RFC 3501 9 quoted)."""
+    spec_ = FetchSpec((), "HEADER.FIELDS", ('a"b', "c\\d"))
+    assert fetch.format_section_name(spec_) == b'BODY[HEADER.FIELDS ("a\\"b" "c\\\\d")]'
+
+
 @pytest.mark.parametrize(
     "att",
     ["BODY[MIME]", "BODY[0]", "BODY[1.]", "BODY[1..2]", "BODY[HEADER.FIELDS]",
