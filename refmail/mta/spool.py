@@ -10,6 +10,7 @@ first, so an envelope never names a message that is not on disk.  A ``.msg`` wit
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -163,7 +164,7 @@ class Spool:
         self._fsync_dir()
         log.info("removed %s from the queue", queue_id)
 
-    def orphans(self) -> list[str]:
+    def orphans(self) -> builtins.list[str]:
         """Ids of message files without an envelope (an enqueue interrupted by a crash)."""
         try:
             names = set(os.listdir(self.queue_dir))
