@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refmail import parse
 from refmail.errors import SMTPError
@@ -210,3 +212,33 @@ def test_parse_bdat():
     for bad in (b"", b"x", b"-1", b"10 FIRST", b"1 LAST more"):
         with pytest.raises(SMTPError):
             parse_bdat(bad)
+
+
+TRANSCRIPT = (
+    b"EHLO a.example\r\nMAIL FROM:<x@y.example> BODY=8BITMIME\nRCPT TO:<b@c.example>\r\n"
+    b"DATA\r\nSubject: s\r\n\r\n..dot\r\nbare\n.\nmore\r\n.\r\n"
+    b"BDAT 9\r\nDATA\r\n.\r\nBDAT 0 LAST\r\n" + b"N" * 600 + b"\r\nNO\0OP\r\nQUIT\r\n"
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(TRANSCRIPT)), max_size=12))
+def test_any_split_gives_the_same_events(cuts):
+    """h11's reader property: however the bytes are chunked, the events are the same."""
+    expected = events(TRANSCRIPT, "whole")
+    proto = SMTPProtocol(message_size=SIZE)
+    bounds = [0, *sorted(cuts), len(TRANSCRIPT)]
+    found = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        proto.receive_data(TRANSCRIPT[lo:hi])
+        while (event := proto.next_event()) is not None:
+            found.append(event)
+            if isinstance(event, Command) and event.verb == "DATA":
+                proto.start_data()
+            elif isinstance(event, Command) and event.verb == "BDAT":
+                proto.start_bdat(int(event.arg.split()[0]), keep=True)
+    assert found == expected
+    assert [type(e).__name__ for e in expected] == [
+        "Command", "Command", "Command", "Command", "MessageContent",
+        "Command", "Chunk", "Command", "Chunk", "CommandTooLong", "BadCommandLine", "Command",
+    ]  # fmt: skip
