@@ -239,9 +239,19 @@ class Mailbox:
                 changed.append(self._entries[-1])
             self._entries.append(new)
             self._position[uid] = len(self._entries) - 1
-            self._save(
-                replace(state, uidnext=uid + 1), stat, changed, full=False, event=("append", (uid,))
-            )
+            try:
+                self._save(
+                    replace(state, uidnext=uid + 1),
+                    stat,
+                    changed,
+                    full=False,
+                    event=("append", (uid,)),
+                )
+            except BaseException:
+                # Not indexed (a full disk, say): take it back, so that a failed append is
+                # no append and a retried delivery is no duplicate.
+                self._truncate(fd, end)
+                raise
         return uid
 
     def _truncate(self, fd: int, end: int) -> None:
@@ -350,12 +360,20 @@ class Mailbox:
         if stat is not None:
             state = replace(state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         state = replace(state, generation=state.generation + 1)
+        try:
+            if full:
+                self._index.replace(self.name, state, entries)
+            else:
+                self._index.upsert(self.name, state, entries)
+        except BaseException:
+            # Memory may be ahead of the index now: forget it, the next _refresh reloads
+            # from the index or rescans the file.
+            self._state = None
+            self._infos = None
+            raise
         if full:
-            self._index.replace(self.name, state, entries)
             self._entries = entries
             self._position = {entry.uid: i for i, entry in enumerate(entries)}
-        else:
-            self._index.upsert(self.name, state, entries)
         self._state = state
         self._infos = None
         if event is not None:
