@@ -500,3 +500,130 @@ def test_quoting_rules() -> None:
     for awkward in ('a"b', "a\\b", "a\rb", "a\nb", "a\0b", "caf\u00e9"):
         data = awkward.encode()
         assert fetch.imap_string(awkward) == b"{%d}\r\n%s" % (len(data), data)
+
+
+# ------------------------------------------------------------------------------ properties
+
+
+def read_sexp(data: bytes, pos: int = 0) -> tuple[object, int]:
+    """An independent reader of FETCH response values: NIL, numbers, quoted strings,
+    literals and parenthesized lists (RFC 3501 4)."""
+    if data.startswith(b"(", pos):
+        items: list[object] = []
+        pos += 1
+        while not data.startswith(b")", pos):
+            if items:
+                if data.startswith(b" ", pos):
+                    pos += 1
+                else:
+                    assert data.startswith(b"(", pos), (data[pos:pos + 20], pos)
+            item, pos = read_sexp(data, pos)
+            items.append(item)
+        return items, pos + 1
+    if data.startswith(b"NIL", pos):
+        return None, pos + 3
+    if data.startswith(b'"', pos):
+        end = data.index(b'"', pos + 1)
+        return data[pos + 1 : end], end + 1
+    if data.startswith(b"{", pos):
+        close = data.index(b"}\r\n", pos)
+        size = int(data[pos + 1 : close])
+        start = close + 3
+        return data[start : start + size], start + size
+    end = pos
+    while end < len(data) and data[end : end + 1].isdigit():
+        end += 1
+    assert end > pos, (data[pos : pos + 20], pos)
+    return int(data[pos:end]), end
+
+
+def read_whole(data: bytes) -> object:
+    value, end = read_sexp(data)
+    assert end == len(data)
+    return value
+
+
+LEAF_HEADERS = [
+    b"",
+    b"Content-Type: text/plain; charset=utf-8\r\n",
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n",
+    b'Content-Type: image/png; name="a b.png"\r\nContent-Disposition: inline\r\n',
+]
+# Bodies never hold "-", so they cannot hold a delimiter by accident.
+bodies = st.binary(max_size=60).map(lambda b: b.replace(b"-", b"_"))
+
+
+@st.composite
+def mime_trees(draw: st.DrawFn, depth: int = 0) -> tuple[object, ...]:
+    if depth < 3 and draw(st.booleans()):
+        boundary = b"b%d_%d" % (depth, draw(st.integers(0, 99)))
+        children = draw(st.lists(mime_trees(depth + 1), min_size=1, max_size=3))
+        return ("multipart", boundary, children, draw(bodies), draw(bodies))
+    return ("leaf", draw(st.sampled_from(LEAF_HEADERS)), draw(bodies))
+
+
+def build(node: tuple, path: tuple[int, ...], found: list) -> bytes:  # type: ignore[type-arg]
+    """Serialize a tree, recording (path, MIME header, body) of every part as built."""
+    if node[0] == "leaf":
+        _, header, body = node
+        found.append((path, header + b"\r\n", body))
+        return header + b"\r\n" + body
+    _, boundary, children, preamble, epilogue = node
+    header = b'Content-Type: multipart/mixed; boundary="%s"\r\n\r\n' % boundary
+    body = preamble + b"\r\n" if preamble else b""
+    for number, child in enumerate(children, 1):
+        body += b"--" + boundary + b"\r\n" + build(child, (*path, number), found) + b"\r\n"
+    body += b"--" + boundary + b"--" + (b"\r\n" + epilogue if epilogue else b"")
+    found.append((path, header, body))
+    return header + body
+
+
+@given(mime_trees())
+def test_generated_messages_give_their_own_byte_ranges(tree: tuple) -> None:  # type: ignore[type-arg]
+    found: list[tuple[tuple[int, ...], bytes, bytes]] = []
+    entity = build(tree, (), found)
+    message = b"From: gen@example.com\r\nSubject: generated\r\n" + entity
+    for path, mime, body in found:
+        if not path:  # the message itself
+            assert section(message, spec((), "TEXT")) == body
+            continue
+        assert section(message, spec(path)) == body, path
+        assert section(message, spec(path, "MIME")) == mime, path
+    if tree[0] == "leaf":
+        assert section(message, spec((1,))) == tree[2]
+    structure = read_whole(bodystructure(message))
+    assert count_leaves(structure) == count_leaves_of_tree(tree)
+    read_whole(bodystructure(message, extensible=False))
+    read_whole(envelope(message))
+
+
+def count_leaves(structure: object) -> int:
+    """Leaves of a parsed BODYSTRUCTURE: a multipart's items start with its bodies (lists)."""
+    assert isinstance(structure, list)
+    if not isinstance(structure[0], list):
+        return 1
+    return sum(count_leaves(item) for item in structure if isinstance(item, list)
+               and item and (isinstance(item[0], list) or isinstance(item[0], bytes)
+                             and isinstance(item[1], bytes) and len(item) >= 7))
+
+
+def count_leaves_of_tree(tree: tuple) -> int:  # type: ignore[type-arg]
+    if tree[0] == "leaf":
+        return 1
+    return sum(count_leaves_of_tree(child) for child in tree[2])
+
+
+@given(st.binary(max_size=400), st.lists(st.integers(1, 4), max_size=3),
+       st.sampled_from([None, "HEADER", "TEXT", "MIME", "HEADER.FIELDS"]))
+def test_arbitrary_bytes_never_break_the_parser(
+    data: bytes, path: list[int], text: str | None
+) -> None:
+    read_whole(bodystructure(data))
+    read_whole(bodystructure(data, extensible=False))
+    read_whole(envelope(data))
+    if text == "MIME" and not path:
+        return
+    fields = ("Subject",) if text == "HEADER.FIELDS" else ()
+    result = section(data, FetchSpec(tuple(path), text, fields))
+    if text != "HEADER.FIELDS":
+        assert result in data
