@@ -225,6 +225,10 @@ class IMAPSession(MailboxCommands, MessageCommands):
         log.debug("%s command %s", self.conn.peer_ip, cmd.name)
         status, text, code = "OK", "", None
         try:
+            if cmd.uid and self.selected is not None:
+                # RFC 3501 7.4.1: UID commands may carry EXPUNGE; sent first, the client
+                # renumbers before the command's own responses
+                self._out.extend(self._updates(allow_expunge=True))
             done = HANDLERS[cmd.name](self, cmd)
             if done is None:  # answered already, or waits for a continuation line
                 return

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from refmail.errors import IMAPError
+from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap.arguments import SequenceSet
 
 RECENT = "\\Recent"
@@ -158,9 +158,12 @@ class SelectedMailbox:
         if not (stale or refresh or (allow_expunge and self.ghosts)):
             return []
         box = self.box
-        if box.uidvalidity != self.uidvalidity:
-            raise MailboxGone("the mailbox was recreated")
-        infos = box.messages()
+        try:
+            if box.uidvalidity != self.uidvalidity:
+                raise MailboxGone("the mailbox was recreated")
+            infos = box.messages()
+        except NoSuchMailbox:
+            raise MailboxGone("the mailbox was deleted") from None
         current = {info.uid: info for info in infos}
         out: list[bytes] = []
         gone = [uid for uid in self.uids if uid not in current]
