@@ -47,9 +47,11 @@ class AuthResponse:
 
 @dataclass(frozen=True, slots=True)
 class CommandTooLong:
-    """A command line over the limit (RFC 5321 4.5.3.1.4); the line has been discarded."""
+    """A command line over the limit (RFC 5321 4.5.3.1.4), or a SASL response line over
+    RFC 4954's (``auth``); the line has been discarded."""
 
     limit: int
+    auth: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +314,7 @@ class SMTPProtocol:
     def _too_long(self) -> Event:
         if self.mode is Mode.AUTH:
             self.mode = Mode.COMMAND
-            return CommandTooLong(MAX_AUTH_LINE)
+            return CommandTooLong(MAX_AUTH_LINE, auth=True)
         return CommandTooLong(self.command_line)
 
     def _skip_rest_of_line(self) -> bool:

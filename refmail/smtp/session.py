@@ -36,7 +36,6 @@ from refmail.delivery import LocalDelivery, new_message_id, received_header
 from refmail.errors import InsufficientStorage, SMTPError, StorageError
 from refmail.mta.spool import Spool
 from refmail.smtp.protocol import (
-    MAX_AUTH_LINE,
     AuthResponse,
     BadCommandLine,
     Bdat,
@@ -224,7 +223,8 @@ class SMTPSession(SASLVerbs):
             if isinstance(event, Chunk):
                 return self._chunk_received(event)
             if isinstance(event, CommandTooLong):
-                if event.limit == MAX_AUTH_LINE:  # RFC 4954 6
+                if event.auth:  # RFC 4954 6; the exchange is over
+                    self._auth = None
                     raise SMTPError(500, "5.5.6", "authentication exchange line is too long")
                 raise SMTPError(500, "5.5.2", "line too long")  # RFC 5321 4.5.3.1.10
             if isinstance(event, BadCommandLine):

@@ -681,3 +681,10 @@ def test_storage_failure_is_451(world):
     out = feed(world.session(), transaction(rcpt="brown@foo.com") + BODY + b".\r\n")
     assert codes(out)[-1] in (451, 452)
     assert replies(out)[-1].startswith("451 4.3.0") or replies(out)[-1].startswith("452 4.3.1")
+
+
+def test_overlong_auth_response_ends_the_exchange(world):
+    session = world.session()
+    out = feed(session, script("EHLO bar.com", "AUTH PLAIN", "A" * 13000, "NOOP"))
+    assert codes(out) == [220, 250, 334, 500, 250]
+    assert replies(out)[3].startswith("500 5.5.6")
