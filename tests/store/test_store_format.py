@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from refmail.parse import header_end, mbox_scan
 from refmail.store.mboxfmt import (
     build_entry,
     from_line,
@@ -134,3 +137,32 @@ def test_flags_are_normalized_and_checked() -> None:
     for bad in ("\\Bogus", "two words", "", "par(en", "caf\u00e9"):
         with pytest.raises(ValueError):
             normalize_flags([bad])
+
+
+_HEADER_LINES = st.sampled_from(
+    [b"Subject: s", b"From: a@b.c", b"To: x@y.z", b"X-Thing: v", b"\tfolded", b"Received: r"]
+)
+_BODY_LINES = st.one_of(
+    st.sampled_from([b"From x", b">From x", b">>From x", b"From", b"", b".", b"From  y"]),
+    st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b),
+)
+
+
+@given(
+    headers=st.lists(_HEADER_LINES, max_size=5),
+    body=st.lists(_BODY_LINES, max_size=8),
+    uid=st.integers(1, 2**32 - 1),
+    flags=st.sets(st.sampled_from(["\\Seen", "\\Deleted", "\\Draft", "kw", "$Label"])),
+    first=st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_crlf_message_round_trips(headers, body, uid, flags, first) -> None:
+    message = b"".join(h + b"\r\n" for h in headers) + b"\r\n" + b"".join(b + b"\r\n" for b in body)
+    raw = entry_for(message, uid=uid, flags=flags, old=first, base=(9, uid + 1) if first else None)
+    parsed = parse_entry(raw)
+    assert split_entry(raw).served() == message
+    assert parsed.size == len(message)
+    assert (parsed.uid, parsed.flags, parsed.old) == (uid, flags, first)
+    assert served_header(raw[: parsed.header_length]) == message[: header_end(message)]
+    # Every entry boundary is found by the scanner even when bodies hold From lines.
+    assert mbox_scan(raw + raw, 0) == [0, len(raw)]
