@@ -28,6 +28,7 @@ from refmail.store.mboxfmt import (
     MAX_UID,
     build_entry,
     parse_entry,
+    parse_from_date,
     served_header,
     split_entry,
 )
@@ -445,6 +446,7 @@ class Mailbox:
             restamp
             or (entries and not entries[0].has_base)
             or any(entry.has_base for entry in entries[1:])
+            or any(entry.internaldate is None for entry in parsed)  # fix it while we can
         ):
             self._install(state, entries)
             self._rewrite(state, restamp=restamp)
@@ -490,15 +492,22 @@ class Mailbox:
             for position, entry in enumerate(entries):
                 raw = self._read_entry(entry, entry.length)
                 base = (state.uidvalidity, state.uidnext) if position == 0 else None
+                undated = parse_from_date(raw[: raw.find(b"\n") + 1]) is None
                 if (
                     base is not None
                     or entry.has_base
                     or entry.dirty
                     or entry.uid in restamp
+                    or undated
                     or not raw.endswith(b"\n\n")
                 ):
                     raw = build_entry(
-                        split_entry(raw), uid=entry.uid, flags=entry.flags, old=entry.old, base=base
+                        split_entry(raw),
+                        uid=entry.uid,
+                        flags=entry.flags,
+                        old=entry.old,
+                        base=base,
+                        date=entry.internaldate if undated else None,
                     )
                     parsed = parse_entry(raw)
                     entry = replace(

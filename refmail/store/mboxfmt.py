@@ -182,11 +182,15 @@ def build_entry(
 
     From raw message bytes (CRLF or LF): quoted, internal headers dropped, From line made of
     ``sender`` and ``date``.  From Parts: the From line and the message are kept byte-exact
-    and only the internal headers are replaced.
+    and only the internal headers are replaced; but given a ``date``, the From line gets it
+    (an entry whose From line had no readable date keeps the INTERNALDATE it was given).
     """
     if isinstance(parts_or_message, Parts):
         parts = parts_or_message
         first = parts.from_line if parts.from_line.endswith(b"\n") else parts.from_line + b"\n"
+        if date is not None:
+            words = parts.from_line.split()
+            first = from_line(words[1].decode("utf-8", "replace") if len(words) > 1 else "", date)
         own, rest = parts.own_fields, parts.rest
     else:
         if date is None:

@@ -345,3 +345,21 @@ def test_damaged_index_is_rebuilt(mail_root: Path, make_message) -> None:
     box = MailStore(mail_root).mailbox("alice", "INBOX")
     assert [i.uid for i in box.messages()] == [1]
     assert box.read(1) == make_message(1)
+
+
+def test_from_line_without_date_gets_a_stable_internaldate(mail_root: Path) -> None:
+    user = mail_root / "alice"
+    user.mkdir(parents=True)
+    (user / "INBOX").write_bytes(b"From someone@example.org\nSubject: undated\n\nbody\n\n")
+    box = MailStore(mail_root).mailbox("alice", "INBOX")
+    (info,) = box.messages()
+    assert info.internaldate.tzinfo is not None
+    first_line = (user / "INBOX").read_bytes().split(b"\n", 1)[0]
+    assert first_line.startswith(b"From someone@example.org ")  # now with its date
+    shutil.rmtree(user / ".index")
+    time.sleep(0.01)
+    (again,) = MailStore(mail_root).mailbox("alice", "INBOX").messages()
+    assert again.internaldate == info.internaldate
+    assert MailStore(mail_root).mailbox("alice", "INBOX").read(1) == (
+        b"Subject: undated\r\n\r\nbody\r\n"
+    )
