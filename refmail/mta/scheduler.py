@@ -83,7 +83,10 @@ class Scheduler:
                 password=mta.smarthost_password,
             ),
         )
-        #: Seconds after first queueing when a "delayed" DSN goes out once (None: never).
+        #: Seconds after first queueing when a "delayed" DSN goes out once (None: never);
+        #: ``config.mta.delay_warning_after`` when the configuration has that setting.
+        if delay_warning_after is None:
+            delay_warning_after = getattr(mta, "delay_warning_after", None)
         self.delay_warning_after = delay_warning_after
         self.clock = clock
         self._wakeup = threading.Event()
@@ -91,6 +94,9 @@ class Scheduler:
         self._flush_requested = False
         self._lock = threading.Lock()
         self._in_flight: dict[str, threading.Thread] = {}
+        #: Messages whose last attempt failed unexpectedly (disk full, a corrupt envelope):
+        #: held in memory until this time, so an envelope we cannot update is not retried hot.
+        self._held_until: dict[str, float] = {}
         self._slots = threading.BoundedSemaphore(max(1, mta.max_outbound_connections))
         self._thread: threading.Thread | None = None
 
@@ -158,7 +164,12 @@ class Scheduler:
             with self._lock:
                 if queue_id in self._in_flight:
                     continue
-            due = float(envelope.get("next_attempt", 0))
+                held = self._held_until.get(queue_id, 0.0)
+            try:
+                due = float(envelope.get("next_attempt", 0))
+            except (TypeError, ValueError):
+                due = now
+            due = max(due, held)
             if (flush or due <= now) and not self._stopping.is_set():
                 if self._slots.acquire(blocking=False):
                     self._start_worker(queue_id)
@@ -181,23 +192,17 @@ class Scheduler:
     def _work(self, queue_id: str) -> None:
         try:
             self.process(queue_id)
+            with self._lock:
+                self._held_until.pop(queue_id, None)
         except Exception:
             log.exception("%s: delivery attempt failed", queue_id)
-            self._postpone_after_error(queue_id)
+            with self._lock:
+                self._held_until[queue_id] = self.next_retry_at(1, self.clock())
         finally:
             with self._lock:
                 self._in_flight.pop(queue_id, None)
             self._slots.release()
             self._wakeup.set()
-
-    def _postpone_after_error(self, queue_id: str) -> None:
-        """An unexpected error: retry later rather than spin on the message."""
-        try:
-            envelope = self.spool.load(queue_id)
-            envelope["next_attempt"] = self.clock() + self.config.mta.retry[0]
-            self.spool.update(queue_id, envelope)
-        except (KeyError, ValueError, OSError):
-            pass
 
     def _remove_orphans(self) -> None:
         now = time.time()

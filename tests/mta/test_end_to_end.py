@@ -57,9 +57,11 @@ def test_relay_to_another_refmail_and_bounce(
 ) -> None:
     host, port = remote.address("smtp")
     local = make_server(mta=MTAConfig(routes={"remote.test": f"{host}:{port}"}, retry=(1,)))
-    scheduler = Scheduler(local.config, local.spool, local.delivery)
-    local.spool.on_enqueue = scheduler.wake
-    scheduler.start()
+    scheduler = getattr(local, "scheduler", None)  # once server.py runs one itself
+    if scheduler is None:
+        scheduler = Scheduler(local.config, local.spool, local.delivery)
+        local.spool.on_enqueue = scheduler.wake
+        scheduler.start()
     try:
         body = (
             b"From: alice@example.test\r\nTo: carol@remote.test\r\nSubject: across\r\n\r\n"

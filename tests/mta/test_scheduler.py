@@ -267,3 +267,26 @@ def test_next_retry_at_follows_schedule(world: World, attempts: int) -> None:
     delay = scheduler.next_retry_at(attempts, 1000.0) - 1000.0
     expected = (10, 20, 40)[min(attempts, 3) - 1]
     assert expected <= delay <= expected * 1.1
+
+
+def test_unexpected_error_holds_the_message(world: World, receiver: Start) -> None:
+    """An envelope that cannot be processed is retried after retry[0], not in a hot loop."""
+    r = receiver()
+    world.configure(routes={"remote.test": r.hostport}, retry=(3600,))
+    scheduler = world.scheduler()
+    queue_id = world.spool.enqueue("alice@example.test", ["x@remote.test"], message())
+    path = world.spool.queue_dir / f"{queue_id}.json"
+    path.write_text(path.read_text().replace('"recipients"', '"recipients_broken"'))
+    calls = []
+    real_process = scheduler.process
+
+    def counting(queue_id: str) -> None:
+        calls.append(queue_id)
+        real_process(queue_id)
+
+    scheduler.process = counting  # type: ignore[method-assign]
+    scheduler.start()
+    wait_for(lambda: calls and not scheduler.busy)
+    time.sleep(0.5)
+    assert len(calls) == 1
+    assert r.sessions == []
