@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ServeProcess, refmail_env
+from refmail_testing import ServeProcess, refmail_env
 
 
 def refmail(*args: str, data: Path, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import smtplib
 import threading
 from pathlib import Path
 
-from conftest import ServeProcess
+from refmail_testing import ServeProcess
 
 from refmail.store import MailStore
 
