@@ -47,6 +47,8 @@ DATA_LONG_LINE = 16
 DATA_NUL = 32
 
 _STATE_MASK = DATA_AT_LINE_START | DATA_PREV_CRLF
+# read_data's smallest max_line: the terminator line "." CRLF must fit whole (RFC 5321 4.1.1.4).
+_MIN_MAX_LINE = 3
 # RFC 5321 4.1.1.4: the end of mail data is CRLF "." CRLF.
 _TERMINATOR = b"\r\n.\r\n"
 
@@ -301,8 +303,7 @@ def _esmtp_params(arg: bytes, pos: int) -> list[tuple[bytes, bytes | None]]:
 
 def read_data(buf: bytes, state: int, max_line: int) -> tuple[bytes, int, bool, int, int]:
     """Unstuff DATA content and find its end (RFC 5321 4.1.1.4, 4.5.2); see ``_parse.pyi``."""
-    if max_line < len(b".\r\n"):
-        # A shorter limit would cut the terminator line itself into pieces.
+    if max_line < _MIN_MAX_LINE:
         raise ValueError("max_line must be at least 3")
     state &= _STATE_MASK
     at_line_start = bool(state & DATA_AT_LINE_START)
