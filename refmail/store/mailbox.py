@@ -28,7 +28,6 @@ from refmail.store.mboxfmt import (
     MAX_UID,
     build_entry,
     parse_entry,
-    parse_from_date,
     served_header,
     split_entry,
 )
@@ -38,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: A rewrite streams the new file in chunks of this size.
 WRITE_CHUNK = 1 << 20
+#: A scan reads the mbox in chunks of this size (plus the message that straddles them).
+SCAN_CHUNK = 8 << 20
 
 Listener = Callable[[str, tuple[int, ...]], None]
 
@@ -380,18 +381,45 @@ class Mailbox:
         if event is not None:
             self._events.append(event)
 
+    def _scan_entries(self, size: int) -> Iterator[tuple[int, bytes]]:
+        """``(offset, raw entry)`` for every entry of the file, reading it in chunks so a
+        large mbox never sits in memory whole (only its largest message does)."""
+        fd = self._file.fd
+        buffer = b""
+        buffer_offset = 0  # file offset of buffer[0]
+        position = 0
+        while position < size:
+            chunk = os.pread(fd, min(SCAN_CHUNK, size - position), position)
+            if not chunk:
+                break
+            position += len(chunk)
+            buffer += chunk
+            starts = mbox_scan(buffer, 0)
+            if not starts:
+                continue
+            if buffer_offset == 0 and starts[0] != 0:
+                log.warning("mailbox %s: %d bytes before the first From", self.name, starts[0])
+            final = position >= size
+            # The last entry may continue in the next chunk: keep it for the next round.
+            complete = starts if final else starts[:-1]
+            ends = starts[1:] + [len(buffer)]
+            for start, end in zip(complete, ends, strict=False):
+                yield buffer_offset + start, buffer[start:end]
+            if not final:
+                buffer_offset += starts[-1]
+                buffer = buffer[starts[-1] :]
+
     def _rescan(self, stat: os.stat_result, known: MailboxState | None) -> MailboxState:
         """Read the whole mbox: UIDs from X-UID, UIDVALIDITY from X-IMAPbase, flags from
         Status/X-Status/X-Keywords.  Messages without a usable X-UID get UIDs now and the file
         is rewritten at once to carry them (as Dovecot does), so they survive the index."""
-        data = os.pread(self._file.fd, stat.st_size, 0) if stat.st_size else b""
-        offsets = mbox_scan(data, 0)
-        if offsets and offsets[0] != 0:
-            log.warning("mailbox %s: %d bytes before the first From line", self.name, offsets[0])
-        fallback = datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0)
-        ends = offsets[1:] + [len(data)] if offsets else []
-        parsed = [parse_entry(data[start:end]) for start, end in zip(offsets, ends, strict=True)]
+        offsets: list[int] = []
+        parsed = []
+        for offset, raw in self._scan_entries(stat.st_size):
+            offsets.append(offset)
+            parsed.append(parse_entry(raw))
         self.parsed_messages += len(parsed)
+        fallback = datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0)
 
         base = parsed[0].base if parsed else None
         if base is not None:
@@ -442,14 +470,19 @@ class Mailbox:
         generation = known.generation if known is not None else 0
         state = MailboxState(uidvalidity, uidnext, generation=generation)
         restamp = frozenset(entry.uid for entry in entries[restamp_from:])
+        redate = frozenset(
+            entry.uid
+            for entry, found in zip(entries, parsed, strict=True)
+            if not found.internaldate
+        )
         if (
             restamp
+            or redate
             or (entries and not entries[0].has_base)
             or any(entry.has_base for entry in entries[1:])
-            or any(entry.internaldate is None for entry in parsed)  # fix it while we can
         ):
             self._install(state, entries)
-            self._rewrite(state, restamp=restamp)
+            self._rewrite(state, restamp=restamp, redate=redate)
             return self._state or state
         self._install(state, entries)
         self._save(state, stat, entries, full=True)
@@ -463,6 +496,7 @@ class Mailbox:
         *,
         drop: frozenset[int] = frozenset(),
         restamp: frozenset[int] = frozenset(),
+        redate: frozenset[int] = frozenset(),
         event: tuple[str, tuple[int, ...]] | None = None,
     ) -> None:
         """Replace the mbox with a new file beside it, fsynced, renamed over, directory
@@ -470,15 +504,21 @@ class Mailbox:
         headers change (pending flags, new UIDs, X-IMAPbase moving to the first) are rebuilt;
         all others are copied byte for byte."""
         kept = [entry for entry in self._entries if entry.uid not in drop]
-        written = self._write_mbox(self.path, kept, state, restamp)
+        written = self._write_mbox(self.path, kept, state, restamp, redate)
         self._file.reopen()
         stat = os.fstat(self._file.fd)
         self._save(state, stat, written, full=True, event=event)
 
     def _write_mbox(
-        self, path: Path, entries: list[Entry], state: MailboxState, restamp: frozenset[int]
+        self,
+        path: Path,
+        entries: list[Entry],
+        state: MailboxState,
+        restamp: frozenset[int] = frozenset(),
+        redate: frozenset[int] = frozenset(),
     ) -> list[Entry]:
-        """Write ``entries`` (read from this mailbox's file) as a new mbox at ``path``."""
+        """Write ``entries`` (read from this mailbox's file) as a new mbox at ``path``;
+        ``restamp``: UIDs new to the file; ``redate``: entries whose From line lacks a date."""
         for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             # Every writer holds the lock, so this is what a crashed rewrite left behind.
             log.warning("removing %s, left by an interrupted rewrite", leftover)
@@ -492,13 +532,13 @@ class Mailbox:
             for position, entry in enumerate(entries):
                 raw = self._read_entry(entry, entry.length)
                 base = (state.uidvalidity, state.uidnext) if position == 0 else None
-                undated = parse_from_date(raw[: raw.find(b"\n") + 1]) is None
+                length, header_length, size = entry.length, entry.header_length, entry.size
                 if (
                     base is not None
                     or entry.has_base
                     or entry.dirty
                     or entry.uid in restamp
-                    or undated
+                    or entry.uid in redate
                     or not raw.endswith(b"\n\n")
                 ):
                     raw = build_entry(
@@ -507,17 +547,22 @@ class Mailbox:
                         flags=entry.flags,
                         old=entry.old,
                         base=base,
-                        date=entry.internaldate if undated else None,
+                        date=entry.internaldate if entry.uid in redate else None,
                     )
                     parsed = parse_entry(raw)
-                    entry = replace(
-                        entry,
-                        length=len(raw),
-                        header_length=parsed.header_length,
-                        size=parsed.size,
-                    )
+                    length, header_length, size = len(raw), parsed.header_length, parsed.size
                 written.append(
-                    replace(entry, offset=offset, has_base=base is not None, dirty=False)
+                    Entry(
+                        entry.uid,
+                        offset,
+                        length,
+                        header_length,
+                        size,
+                        entry.flags,
+                        entry.old,
+                        entry.internaldate,
+                        has_base=base is not None,
+                    )
                 )
                 offset += len(raw)
                 chunk.append(raw)
@@ -559,7 +604,7 @@ class Mailbox:
         with self.locked():
             state = self._refresh()
             target_state = replace(state, uidvalidity=uidvalidity, generation=0)
-            written = self._write_mbox(path, self._entries, target_state, frozenset())
+            written = self._write_mbox(path, self._entries, target_state)
             stat = os.stat(path)
             target_state = replace(
                 target_state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns

@@ -363,3 +363,23 @@ def test_from_line_without_date_gets_a_stable_internaldate(mail_root: Path) -> N
     assert MailStore(mail_root).mailbox("alice", "INBOX").read(1) == (
         b"Subject: undated\r\n\r\nbody\r\n"
     )
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_scan_in_small_chunks_finds_the_same_entries(
+    mail_root: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    import refmail.store.mailbox as mailbox_module
+
+    user = mail_root / "alice"
+    user.mkdir(parents=True)
+    bodies = [b"x" * size for size in (0, 1, 50, 300, 5, 2000, 64)]
+    with open(user / "INBOX", "wb") as f:
+        f.write(b"junk before the first message\n")
+        for n, body in enumerate(bodies):
+            f.write(b"From a Mon Jan  5 07:08:09 2026\nSubject: %d\n\n>From %s\n\n" % (n, body))
+    monkeypatch.setattr(mailbox_module, "SCAN_CHUNK", chunk)
+    box = MailStore(mail_root).mailbox("alice", "INBOX")
+    assert [box.read(i.uid) for i in box.messages()] == [
+        b"Subject: %d\r\n\r\nFrom %s\r\n" % (n, body) for n, body in enumerate(bodies)
+    ]
