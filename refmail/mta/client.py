@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ class SMTPClient:
         self, smtp: smtplib.SMTP, timeout: float, cmd: str, arg: str = ""
     ) -> tuple[int, bytes]:
         if smtp.sock is not None:
-            smtp.sock.settimeout(timeout)
+            _sock(smtp).settimeout(timeout)
         return smtp.docmd(cmd, arg)
 
     def _converse(
@@ -256,14 +257,15 @@ class SMTPClient:
             code, reply = smtp.connect(hop.connect_to, hop.port)
         except OSError as exc:  # refused, unreachable, timed out: RFC 3463 4.4.1 no answer
             raise HopFailed(failure("4.4.1", f"cannot connect: {exc}", remote)) from None
-        smtp._host = hop.host  # the name TLS checks and sends as SNI, not the address
+        # The name TLS checks and sends as SNI is the host's, not the address connected to.
+        smtp._host = hop.host  # type: ignore[attr-defined]
         if code != 220:  # RFC 5321 3.1: 554 greeting means no service here
             raise HopFailed(reply_outcome(code if code >= 400 else 421, reply, remote))
         self._greet(smtp, remote)
         tls_required = smarthost and self.smarthost.tls_required
         if use_tls and smtp.has_extn("starttls"):
             context = self._tls_context(smarthost)
-            smtp.sock.settimeout(timeouts.command)
+            _sock(smtp).settimeout(timeouts.command)
             try:
                 smtp.starttls(context=context)
             except smtplib.SMTPResponseException as exc:
@@ -303,13 +305,13 @@ class SMTPClient:
         if not accepted:
             self._command(smtp, timeouts.command, "RSET")
             return results
-        smtp.sock.settimeout(timeouts.data_start)
+        _sock(smtp).settimeout(timeouts.data_start)
         code, reply = smtp.docmd("DATA")
         if code != 354:  # RFC 5321 4.1.1.4: DATA refused applies to all accepted recipients
             outcome = reply_outcome(code, reply, remote)
             results.update({rcpt: outcome for rcpt in accepted})
             return results
-        smtp.sock.settimeout(timeouts.data_end)
+        _sock(smtp).settimeout(timeouts.data_end)
         # A crash or a lost connection between this send and the reply is the one window where
         # the peer may have the message while we retry it: a duplicate (RFC 5321 6.1).
         smtp.send(_terminated(parse.dot_stuff(message)))
@@ -320,7 +322,7 @@ class SMTPClient:
 
     def _greet(self, smtp: smtplib.SMTP, remote: str) -> None:
         """EHLO, else HELO (RFC 5321 4.1.1.1, 3.2)."""
-        smtp.sock.settimeout(self.timeouts.command)
+        _sock(smtp).settimeout(self.timeouts.command)
         code, reply = smtp.ehlo()
         if code == 250:
             return
@@ -340,7 +342,7 @@ class SMTPClient:
         encrypted = isinstance(smtp.sock, ssl.SSLSocket)
         if not encrypted and not _is_loopback(hop.connect_to):
             raise HopFailed(failure("4.7.0", "not sending credentials without TLS", remote))
-        smtp.sock.settimeout(self.timeouts.command)
+        _sock(smtp).settimeout(self.timeouts.command)
         try:
             smtp.login(self.smarthost.username or "", self.smarthost.password or "")
         except smtplib.SMTPAuthenticationError as exc:
@@ -373,6 +375,13 @@ class SMTPClient:
             raise HopFailed(
                 failure("5.6.3", "8-bit message, next hop lacks 8BITMIME (RFC 6152)", remote)
             )
+
+
+def _sock(smtp: smtplib.SMTP) -> socket.socket:
+    """The connection's socket; a closed connection is a lost one."""
+    if smtp.sock is None:
+        raise smtplib.SMTPServerDisconnected("connection closed")
+    return smtp.sock
 
 
 def _terminated(stuffed: bytes) -> bytes:

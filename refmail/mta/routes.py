@@ -33,7 +33,7 @@ DNS_LIFETIME = 30.0
 class Resolver(Protocol):
     """The part of ``dns.resolver.Resolver`` used here."""
 
-    def resolve(self, qname: str, rdtype: str, **kwargs: Any) -> Iterable[Any]: ...
+    def resolve(self, qname: str, rdtype: str) -> Iterable[Any]: ...
 
 
 class RouteError(Exception):
@@ -156,10 +156,10 @@ class Router:
         expanded to its addresses; no MX: the domain's own A/AAAA (implicit MX)."""
         records = self._lookup(domain, "MX")
         if records is None:  # no MX records: implicit MX of preference 0 (RFC 5321 5.1)
-            hops = self._addresses(domain, domain)
-            if not hops:
+            implicit = self._addresses(domain, domain)
+            if not implicit:
                 raise RouteError("5.1.2", f"{domain} has no MX and no address records")
-            return hops
+            return implicit
         mx = [(int(r.preference), str(r.exchange).rstrip(".").lower()) for r in records]
         if any(not host for _, host in mx):
             # RFC 7505 3: a single MX with "." is a null MX: the domain accepts no mail.

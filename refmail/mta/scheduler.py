@@ -26,7 +26,7 @@ import logging
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -358,9 +358,7 @@ class Scheduler:
         pending = [r for r in envelope["recipients"] if r["state"] == PENDING]
         if not pending:
             self._forget(queue_id)
-            states = defaultdict(int)
-            for rcpt in envelope["recipients"]:
-                states[rcpt["state"]] += 1
+            states = Counter(rcpt["state"] for rcpt in envelope["recipients"])
             log.info("%s: done (%s)", queue_id, ", ".join(f"{n} {s}" for s, n in states.items()))
             return
         changed = bool(unreported)

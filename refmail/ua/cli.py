@@ -160,6 +160,14 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def _first(data: list[Any]) -> str:
+    """The text of an imaplib response's first item (a NO/BAD reason)."""
+    item = data[0] if data else b""
+    if isinstance(item, tuple):
+        item = item[0]
+    return _text(item) if isinstance(item, bytes | str) else ""
+
+
 def mailbox_arg(name: str) -> str:
     """A mailbox name for an IMAP command: modified UTF-7 (RFC 3501 5.1.3), quoted if needed."""
     encoded = utf7.encode(name)
@@ -171,7 +179,7 @@ def mailbox_arg(name: str) -> str:
 def _select(imap: imaplib.IMAP4, folder: str, readonly: bool) -> int:
     typ, data = imap.select(mailbox_arg(folder), readonly=readonly)
     if typ != "OK":
-        raise UAError(f"cannot open folder {folder}: {_text(data[0] or b'')}")
+        raise UAError(f"cannot open folder {folder}: {_first(data)}")
     return int(data[0] or 0)
 
 
@@ -193,7 +201,7 @@ def cmd_inbox(args: argparse.Namespace, password: str, out: IO[str]) -> int:
             return 0
         typ, data = imap.fetch("1:*", SUMMARY_ITEMS)
         if typ != "OK":
-            raise UAError(f"FETCH failed: {_text(data[0] or b'')}")
+            raise UAError(f"FETCH failed: {_first(data)}")
         for number, flags, size, header in _summaries(data):
             print(view.summary_line(number, flags, size, header), file=out)
         print(f"{args.folder}: {count} message(s)", file=out)

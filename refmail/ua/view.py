@@ -98,8 +98,8 @@ def render(msg: EmailMessage) -> str:
         try:
             text = body.get_content()
         except (LookupError, ValueError):  # unknown charset, broken encoding
-            payload = body.get_payload(decode=True) or b""
-            text = payload.decode("utf-8", "replace")
+            payload = body.get_payload(decode=True)
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
         if body.get_content_subtype() == "html":
             lines.append("[HTML part shown as text]")
             text = html.unescape(TAG.sub("", text))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FAST, HOSTNAME, message
+from mta_helpers import FAST, HOSTNAME, message
 from mta_receiver import Behaviour, Receiver, by_local_part
 
 from refmail.mta.client import SmarthostPolicy, SMTPClient, reply_outcome

@@ -10,7 +10,7 @@ import signal
 import threading
 
 import pytest
-from conftest import World, message
+from mta_helpers import World, message
 
 from refmail.mta import dsn, queuecmd
 

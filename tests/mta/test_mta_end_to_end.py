@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import inbox
+from mta_helpers import inbox
 
 from refmail.auth import UserDB
 from refmail.config import STANDARD_PORTS, MTAConfig, load_config

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import dns.exception
-import dns.rdata
 import dns.resolver
 import pytest
+from mta_helpers import FakeResolver
 
 from refmail.config import MTAConfig
 from refmail.mta.routes import Hop, RouteError, Router, parse_host_port
-
-
-class FakeResolver:
-    """Answers from a table ``{(name, rdtype): [rdata text...] | exception}``."""
-
-    def __init__(self, table: dict[tuple[str, str], object]) -> None:
-        self.table = table
-        self.queries: list[tuple[str, str]] = []
-
-    def resolve(self, qname: str, rdtype: str, **kwargs: object) -> list[object]:
-        self.queries.append((qname, rdtype))
-        answer = self.table.get((qname, rdtype))
-        if answer is None:
-            if any(name == qname for name, _ in self.table):
-                raise dns.resolver.NoAnswer()
-            raise dns.resolver.NXDOMAIN()
-        if isinstance(answer, BaseException):
-            raise answer
-        assert isinstance(answer, list)
-        return [dns.rdata.from_text("IN", rdtype, text) for text in answer]
 
 
 def test_mx_in_preference_order_then_addresses() -> None:

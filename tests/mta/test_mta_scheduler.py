@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import World, message
+from mta_helpers import FakeResolver, World, message
 from mta_receiver import Behaviour, Receiver, by_local_part
 
 Start = Callable[..., Receiver]
@@ -179,8 +179,6 @@ def test_permanent_extension_refusal_bounces(world: World, receiver: Start) -> N
 
 def test_route_failure_is_recorded(world: World) -> None:
     """A null MX domain bounces without any connection (RFC 7505)."""
-    from test_routes import FakeResolver
-
     scheduler = world.scheduler(resolver=FakeResolver({("nomail.test", "MX"): ["0 ."]}))
     queue_id = world.spool.enqueue("alice@example.test", ["x@nomail.test"], message())
     scheduler.process(queue_id)

@@ -1,31 +1,15 @@
-"""User-agent fixtures: ``ua(server, *argv, password=..., stdin=...)`` runs a UA command the
+"""User-agent fixture: ``ua(server, *argv, password=..., stdin=...)`` runs a UA command the
 way ``python -m refmail`` would, against a live server, and returns (status, stdout, stderr)."""
 
 from __future__ import annotations
 
-import argparse
 import io
-from collections.abc import Callable
 
 import pytest
+from ua_helpers import UA, endpoints, parse_args
 
 from refmail.server import Server
 from refmail.ua import cli
-
-UA = Callable[..., tuple[int, str, str]]
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="refmail")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cli.add_arguments(commands)
-    return parser.parse_args(argv)
-
-
-def endpoints(server: Server) -> list[str]:
-    smtp_host, smtp_port = server.address("submission")
-    imap_host, imap_port = server.address("imap")
-    return ["--smtp", f"{smtp_host}:{smtp_port}", "--imap", f"{imap_host}:{imap_port}"]
 
 
 @pytest.fixture

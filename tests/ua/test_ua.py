@@ -7,7 +7,7 @@ import email.policy
 from pathlib import Path
 
 import pytest
-from conftest import UA, parse_args
+from ua_helpers import UA, parse_args
 
 from refmail.server import Server
 from refmail.ua import cli, view
