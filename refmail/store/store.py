@@ -54,7 +54,7 @@ class MailStore:
                 fsync_dir(base.parent)
             inbox = mailbox_path(self.root, user, INBOX)
             if not inbox.exists():
-                self._create_file(inbox)
+                self._create_file(inbox, exist_ok=True)
 
     def _base(self, user: str) -> Path:
         base = user_dir(self.root, user)
@@ -71,9 +71,15 @@ class MailStore:
             return index
 
     @staticmethod
-    def _create_file(path: Path) -> None:
-        """A new empty mbox, durable (its directory entry fsynced) before we go on."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    def _create_file(path: Path, *, exist_ok: bool = False) -> None:
+        """A new empty mbox, durable (its directory entry fsynced) before we go on.
+        ``exist_ok``: another process creating it first is fine (INBOX on first delivery)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            if exist_ok:
+                return
+            raise MailboxExists(f"mailbox {path.name} already exists") from None
         try:
             os.fsync(fd)
         finally:
@@ -90,7 +96,7 @@ class MailStore:
             self._base(user)
             path = mailbox_path(self.root, user, name)
             if name == INBOX and not path.exists():
-                self._create_file(path)
+                self._create_file(path, exist_ok=True)
             if not path.is_file():
                 raise NoSuchMailbox(f"no mailbox named {name}")
             box = self._boxes.get((user, name))

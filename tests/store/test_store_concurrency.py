@@ -67,6 +67,7 @@ def test_eight_threads_append_whole_messages(mail_root: Path) -> None:
 
 def _process_writer(root: str, name: str, count: int) -> None:
     store = MailStore(Path(root))
+    store.ensure_user("alice")  # both processes race to create the user's tree
     box = store.mailbox("alice", "INBOX")
     for n in range(count):
         box.append(tagged_message(name, n))
@@ -76,7 +77,6 @@ def _process_writer(root: str, name: str, count: int) -> None:
 
 
 def test_two_processes_append_whole_messages(mail_root: Path) -> None:
-    MailStore(mail_root).ensure_user("alice")
     context = multiprocessing.get_context("fork")
     count = 30
     processes = [
