@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import email.errors
 import email.header
 import re
 import urllib.parse
@@ -202,13 +203,23 @@ def _parse_entity(
         for child_start, child_end in _body_parts(data, body_start, end, boundary.encode()):
             if budget[0] <= 0:
                 break
-            children.append(_parse_entity(data, child_start, child_end, depth + 1,
-                                          child_default, budget))
+            children.append(
+                _parse_entity(data, child_start, child_end, depth + 1, child_default, budget)
+            )
         if not children:
             # RFC 3501 9 body-type-mpart needs one body at least: an empty text part stands
             # for a multipart whose boundary never occurs.
-            children.append(Part(body_start, body_start, body_start, (), "text", "plain",
-                                 (("charset", "US-ASCII"),)))
+            children.append(
+                Part(
+                    body_start,
+                    body_start,
+                    body_start,
+                    (),
+                    "text",
+                    "plain",
+                    (("charset", "US-ASCII"),),
+                )
+            )
         return dataclasses.replace(part, children=tuple(children))
     inner = _parse_entity(data, body_start, end, depth + 1, ("text", "plain"), budget)
     return dataclasses.replace(part, message=inner)
@@ -404,6 +415,10 @@ def _content_type(
 # ------------------------------------------------------------------------------ decoding
 
 
+#: What the stdlib's RFC 2047 decoder raises on bad input (bad base64, unknown charsets).
+_DECODE_ERRORS = (LookupError, ValueError, UnicodeError, binascii.Error, email.errors.MessageError)
+
+
 def decode_header_value(raw: bytes) -> str:
     """A header value as text: RFC 2047 encoded words decoded, the rest as UTF-8 (RFC 6532).
 
@@ -414,14 +429,14 @@ def decode_header_value(raw: bytes) -> str:
         return text
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, ValueError, UnicodeError, binascii.Error):
+    except _DECODE_ERRORS:
         return _ENCODED_WORD.sub(lambda m: _decode_one_word(m.group(0)), text)
 
 
 def _decode_one_word(word: str) -> str:
     try:
         return str(email.header.make_header(email.header.decode_header(word)))
-    except (LookupError, ValueError, UnicodeError, binascii.Error):
+    except _DECODE_ERRORS:
         return word
 
 

@@ -7,8 +7,11 @@ import datetime
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refmail.imap.arguments import SequenceSet
+from refmail.imap.message import decode_header_value
 from refmail.imap.protocol import Atom, ParenList, String
 from refmail.imap.search import (
     MAX_SEARCH_DEPTH,
@@ -344,3 +347,22 @@ def test_search_many() -> None:
     views = [view(seq=1, flags=("\\Seen",)), view(ENCODED, seq=2), view(seq=3)]
     found = search(parse_search(atoms('OR SEEN FROM "alice"')), views)
     assert [v.seq for v in found] == [1, 2]
+
+
+# ------------------------------------------------------------------------------ robustness
+
+header_pieces = st.sampled_from([
+    "=?", "?=", "?q?", "?b?", "utf-8", "=FF", "abc", " ", "=?utf-8?q?", "=?utf-8?b?", "w5",
+    "==", "\r\n ", "_", "rot13", "=?utf-16?b?", "=?x-unknown?q?", "\u00e9", "Mon, 1 Jan",
+    " 99999 ", "+9999", "Feb", ":", "(", ")", "<", ">", "@", ",", ";", '"',
+])
+
+
+@given(st.lists(header_pieces, max_size=12).map("".join), st.binary(max_size=80))
+def test_arbitrary_headers_never_break_evaluation(value: str, body: bytes) -> None:
+    raw = value.encode("utf-8")
+    data = (b"Subject: %s\r\nDate: %s\r\nFrom: %s\r\n"
+            b"Content-Type: text/plain; charset=%s\r\n\r\n" % (raw, raw, raw, raw)) + body
+    decode_header_value(raw)
+    key = parse_search(atoms('OR SUBJECT "x" OR TEXT "y" OR BODY "z" SENTON 1-Jan-2000'))
+    matches(key, view(data))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refmail.imap.protocol import Atom, ParenList
 from refmail.imap.search import MessageView
@@ -160,3 +162,19 @@ def test_several_criteria() -> None:
     # Each sort reads each message once, whatever the number of criteria.
     assert all(v.message_bytes.calls == 3 for v in views)  # type: ignore[attr-defined]
     assert sort_messages([SortCriterion("SIZE")], []) == []
+
+
+@given(st.text(max_size=40), st.binary(max_size=60))
+def test_arbitrary_subjects_and_headers_sort(subject: str, raw: bytes) -> None:
+    base = base_subject(subject)
+    assert base == base_subject(base)  # the base subject of a base subject is itself
+    header = raw.replace(b"\r", b"").replace(b"\n", b"")
+    views = [
+        MessageView(n, n, 1, frozenset(), datetime.datetime(2024, 1, 1, tzinfo=UTC), False,
+                    Reader(b"Subject: %s\r\nFrom: %s\r\nDate: %s\r\n\r\n" % ((header,) * 3)))
+        for n in (1, 2)
+    ]
+    criteria = parse_sort_criteria(
+        ["SUBJECT", "REVERSE", "FROM", "DATE", "DISPLAYFROM", "CC", "DISPLAYTO"]
+    )
+    assert sort_messages(criteria, views) == [1, 2]
