@@ -176,6 +176,11 @@ class Mailbox:
     def _read_entry(self, entry: Entry, length: int) -> bytes:
         raw = os.pread(self._file.fd, length, entry.offset)
         if not raw.startswith(b"From "):
+            # The file changed in a way its (inode, size, mtime) did not show: distrust the
+            # index, so the next operation rescans the file.
+            if self._state is not None:
+                self._index.put_state(self.name, replace(self._state, size=-1))
+            self._state = None
             raise StorageError(f"mailbox {self.name}: index does not match the mbox file")
         return raw
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox as stdlib_mailbox
+import os
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from refmail.errors import StorageError
 from refmail.parse import to_crlf
 from refmail.store import MailStore
 
@@ -383,3 +385,24 @@ def test_scan_in_small_chunks_finds_the_same_entries(
     assert [box.read(i.uid) for i in box.messages()] == [
         b"Subject: %d\r\n\r\nFrom %s\r\n" % (n, body) for n, body in enumerate(bodies)
     ]
+
+
+def test_change_hidden_from_size_and_mtime_is_detected_and_healed(
+    store: MailStore, make_message
+) -> None:
+    box = store.mailbox("alice", "INBOX")
+    box.append(make_message(1))
+    box.append(make_message(2))
+    inbox = inbox_path(store.root)
+    stat = inbox.stat()
+    data = inbox.read_bytes()
+    # Another program swaps bytes in place and restores size and mtime (no lock, no trace).
+    second = data.index(b"From ", 1)
+    shifted = data[:second] + b"X" + data[second:-1]
+    with open(inbox, "r+b") as f:
+        f.write(shifted)
+    os.utime(inbox, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(StorageError):
+        box.read(2)
+    # The next look rescans the file and finds the one message it can still see whole.
+    assert [i.uid for i in box.messages()] == [1]
