@@ -165,6 +165,11 @@ class Scheduler:
                 if queue_id in self._in_flight:
                     continue
                 held = self._held_until.get(queue_id, 0.0)
+            if not (self.spool.queue_dir / (queue_id + MESSAGE_SUFFIX)).exists():
+                # Only ``queue delete`` racing an envelope update leaves an envelope without
+                # its message (enqueue writes the message first): finish that delete.
+                self._forget(queue_id)
+                continue
             try:
                 due = float(envelope.get("next_attempt", 0))
             except (TypeError, ValueError):

@@ -288,3 +288,16 @@ def test_unexpected_error_holds_the_message(world: World, receiver: Start) -> No
     time.sleep(0.5)
     assert len(calls) == 1
     assert r.sessions == []
+
+
+def test_stale_envelope_is_cleaned_up_by_the_loop(world: World) -> None:
+    """An envelope whose message is gone (a delete that raced an update) leaves the queue
+    at the next look, not only when it falls due."""
+    world.configure(retry=(3600,))
+    queue_id = world.spool.enqueue("alice@example.test", ["x@remote.test"], message())
+    envelope = world.spool.load(queue_id)
+    envelope["next_attempt"] = time.time() + 3600
+    world.spool.update(queue_id, envelope)
+    (world.spool.queue_dir / f"{queue_id}.msg").unlink()
+    world.scheduler(start=True)
+    wait_for(lambda: world.spool.list() == [])
