@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from refmail.errors import IMAPError, MailboxExists, NoSuchMailbox
 from refmail.imap import utf7
@@ -18,7 +18,11 @@ from refmail.imap.arguments import Arguments, parse_date_time
 from refmail.imap.commands import Done, State
 from refmail.imap.protocol import Atom, Command, ParenList, String, quote
 from refmail.imap.view import SelectedMailbox, format_flags
+from refmail.store import MailStore
 from refmail.store.model import normalize_flags
+
+if TYPE_CHECKING:
+    from refmail.imap.session import IMAPService
 
 INBOX = "INBOX"
 DELIMITER = "/"
@@ -71,11 +75,11 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 class MailboxCommands:
     """Mixin of ``IMAPSession``: the authenticated-state commands on mailboxes."""
 
-    store: Any
+    store: MailStore
     user: str | None
     state: State
     selected: SelectedMailbox | None
-    service: Any
+    service: IMAPService
     send: Callable[[bytes], None]
     deselect: Callable[[], None]
 

@@ -4,18 +4,19 @@ COPYUID (RFC 4315), MOVE (RFC 6851) and SORT (RFC 5256)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap import fetch, search, sort
 from refmail.imap.arguments import Arguments
 from refmail.imap.commands import Done
 from refmail.imap.mailboxes import decode_name
-from refmail.imap.message import parse_message
+from refmail.imap.message import ParsedMessage, parse_message
 from refmail.imap.protocol import Atom, Command, ParenList, Token
 from refmail.imap.view import SelectedMailbox, compact_uid_set, format_flags
+from refmail.store import MailStore, MessageInfo
 from refmail.store.model import normalize_flags
 
 SEEN = "\\Seen"
@@ -95,7 +96,7 @@ def parse_fetch_items(token: Token) -> list[FetchItem]:
 class MessageCommands:
     """Mixin of ``IMAPSession``: the selected-state commands."""
 
-    store: Any
+    store: MailStore
     user: str | None
     selected: SelectedMailbox | None
     send: Callable[[bytes], None]
@@ -205,7 +206,7 @@ class MessageCommands:
                     flags=info.flags,
                     internaldate=info.internaldate,
                     recent=uid in view.recent,
-                    message_bytes=lambda uid=uid: box.read(uid),
+                    message_bytes=functools.partial(box.read, uid),
                 )
             )
         return views
@@ -258,14 +259,12 @@ class MessageCommands:
     def _fetch_item(
         self,
         item: FetchItem,
-        info: Any,
+        info: MessageInfo,
         flags: frozenset[str],
         view: SelectedMailbox,
-        message: Any,
+        message: ParsedMessage | None,
     ) -> bytes:
         name = item.name
-        if item.spec is not None:
-            return fetch.body_item(message, item.spec)
         if name == "UID":
             return b"UID %d" % info.uid
         if name == "FLAGS":
@@ -274,6 +273,9 @@ class MessageCommands:
             return b"INTERNALDATE " + fetch.internaldate(info.internaldate)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % info.size
+        assert message is not None  # read because item.needs said so
+        if item.spec is not None:
+            return fetch.body_item(message, item.spec)
         if name == "ENVELOPE":
             return b"ENVELOPE " + fetch.envelope(message)
         if name == "BODYSTRUCTURE":

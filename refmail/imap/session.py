@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 from refmail.auth import Authenticator, decode_base64, decode_sasl_plain
 from refmail.config import Config
@@ -44,6 +43,7 @@ from refmail.imap.protocol import (
     tagged,
 )
 from refmail.imap.view import MailboxGone, RecentTracker, SelectedMailbox
+from refmail.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,14 @@ STORAGE_CODES: tuple[tuple[type[StorageError], str, str], ...] = (
     (InsufficientStorage, "OVERQUOTA", "out of disk space"),
     (StorageError, "UNAVAILABLE", "temporary storage failure"),
 )
-SERVER_ID = (("name", "refmail"), ("vendor", "refmail"), ("support-url", "https://example.invalid"))
+SERVER_ID = (("name", "refmail"), ("vendor", "refmail"))
 
 
 class IMAPService:
     """Made once per server: what every IMAP session shares (auth, the store, \\Recent)."""
 
     def __init__(
-        self, config: Config, *, auth: Authenticator, store: Any, tls_available: bool
+        self, config: Config, *, auth: Authenticator, store: MailStore, tls_available: bool
     ) -> None:
         self.config = config
         self.auth = auth
@@ -433,8 +433,8 @@ class IMAPSession(MailboxCommands, MessageCommands):
         args = Arguments(cmd.args)
         if not args.more():
             raise IMAPError("BAD", "ENABLE needs at least one capability")
-        for _ in args.rest():
-            pass
+        while args.more():
+            args.atom("capability name")  # RFC 5161 4: capability names are atoms
         self.send(b"* ENABLED\r\n")
         return Done("ENABLE completed")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap.arguments import SequenceSet
+from refmail.store import Mailbox
 
 RECENT = "\\Recent"
 
@@ -62,7 +62,7 @@ class SelectedMailbox:
 
     def __init__(
         self,
-        box: Any,
+        box: Mailbox,
         *,
         user: str,
         name: str,
@@ -137,9 +137,6 @@ class SelectedMailbox:
         if any(high > len(uids) for _, high in ranges):
             raise IMAPError("BAD", "invalid message sequence number")
         return [(n, uids[n - 1]) for n in seqset.numbers(len(uids))]
-
-    def uid_set(self, uids: Sequence[int]) -> str:
-        return compact_uid_set(uids)
 
     # -- updates
 

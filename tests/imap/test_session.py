@@ -320,7 +320,7 @@ def test_append_refusals(make_env) -> None:
 def test_namespace_id_enable(env: Env) -> None:
     client = env.session()
     assert client.cmd('a ID ("name" "sodr" "version" "19.34")')[0] == (
-        '* ID ("name" "refmail" "vendor" "refmail" "support-url" "https://example.invalid")'
+        '* ID ("name" "refmail" "vendor" "refmail")'
     )
     assert client.cmd('b ID ("name")') == ["b BAD ID takes up to 30 field-value pairs"]
     client.login()
