@@ -23,7 +23,9 @@ back; the scheduler notices the missing files and stops tracking it.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import ssl
 import threading
 import time
 from collections import Counter
@@ -55,6 +57,14 @@ STOP_GRACE = 10.0
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
+def smarthost_context(cafile: str | os.PathLike[str] | None) -> ssl.SSLContext | None:
+    """A context trusting ``cafile`` (a smarthost with its own CA or a self-signed
+    certificate); None: the system's CAs (``ssl.create_default_context``)."""
+    if cafile is None:
+        return None
+    return ssl.create_default_context(cafile=os.fspath(cafile))
+
+
 class Scheduler:
     """Drives the spool: ``start()``, ``stop()``, ``wake()``, ``flush()``; ``process(id)`` is
     one attempt at one message, run synchronously (the delivery threads call it)."""
@@ -81,6 +91,7 @@ class Scheduler:
                 tls_required=mta.smarthost_tls == "required",
                 username=mta.smarthost_user,
                 password=mta.smarthost_password,
+                context=smarthost_context(getattr(mta, "smarthost_ca", None)),
             ),
         )
         #: Seconds after first queueing when a "delayed" DSN goes out once (None: never);
