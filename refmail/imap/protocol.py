@@ -421,8 +421,8 @@ class _Tokenizer:
                     close = text.find(b"]", pos)
                     if close < 0:
                         raise self.fail("unterminated section")
-                    if any(b < 0x20 or b == 0x7F for b in text[pos:close]):
-                        raise self.fail("control character in section")
+                    if any(b < 0x20 or b >= 0x7F for b in text[pos:close]):
+                        raise self.fail("invalid character in section")
                     pos = close + 1
                     continue
             elif c <= 0x20 or c >= 0x7F or c in b'()"{':

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refmail.errors import IMAPError
 from refmail.imap.arguments import (
@@ -135,6 +137,7 @@ def test_empty_lines_are_ignored() -> None:
         (b"a LIST x\x01y\r\n", "control character in command"),
         (b"a LIST \xc3\xa9\r\n", "8-bit data in atom"),
         (b"a FETCH 1 BODY[TEXT\r\n", "unterminated section"),
+        (b"a FETCH 1 BODY[\xff]\r\n", "invalid character in section"),
     ],
 )
 def test_malformed_commands(line: bytes, reason: str) -> None:
@@ -348,3 +351,26 @@ def test_response_formatting() -> None:
     assert continuation("go") == b"+ go\r\n"
     assert quote("a\"b\\c") == b'"a\\"b\\\\c"'
     assert quote("caf\u00e9") == b"{5}\r\ncaf\xc3\xa9"
+
+
+# ------------------------------------------------------------------ fuzzing
+
+IMAP_ALPHABET = b' ()[]{}<>"\\*%+-.:,0123456789aAbBLODYNIPSTUX\r\n\x00\x7f\xc3'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list(IMAP_ALPHABET)), max_size=300).map(bytes))
+def test_any_input_gives_events_not_exceptions(data: bytes) -> None:
+    """A fuzz target beside the parser (as Dovecot keeps one): arbitrary bytes never raise,
+    and the events do not depend on how the bytes were split."""
+    whole = events_of([data])
+    assert events_of([data[i : i + 1] for i in range(len(data))]) == whole
+    for event in whole:
+        assert isinstance(event, (Command, Malformed, LiteralRequest))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    events_of([data])
+    events_of([data], accept=False)
