@@ -29,8 +29,6 @@ MAX_MIME_PARTS = 10_000
 
 _CR, _LF = 0x0D, 0x0A
 _WSP = b" \t"
-#: RFC 2045 5.1 tspecials, plus the whitespace that ends a token.
-_TSPECIALS = '()<>@,;:\\"/[]?= \t'
 _HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 2.2 ftext
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
@@ -390,7 +388,7 @@ def _join_continuations(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-_TOKEN = re.compile(r"[^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+\Z")
+_TOKEN = re.compile(r"[^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+\Z")  # RFC 2045 5.1 token
 
 
 def _content_type(
