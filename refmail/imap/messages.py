@@ -41,6 +41,8 @@ _NEEDS = {
     "RFC822.TEXT": 2,
 }
 _TEXT = fetch.FetchSpec(text="TEXT")
+#: RFC 4731 3.1 search return options.
+ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +163,24 @@ class MessageCommands:
     # ------------------------------------------------------------------ SEARCH / SORT
 
     def imap_SEARCH(self, cmd: Command) -> Done:
-        """SEARCH (RFC 3501 6.4.4); UID SEARCH answers with UIDs (RFC 3501 6.4.8)."""
-        key = _search_key(cmd.args)
+        """SEARCH (RFC 3501 6.4.4); UID SEARCH answers with UIDs (RFC 3501 6.4.8);
+        ``SEARCH RETURN (...)`` answers with ESEARCH (RFC 4731 3.1)."""
+        tokens = cmd.args
+        options: list[str] | None = None
+        if tokens and isinstance(tokens[0], Atom) and tokens[0].value.upper() == "RETURN":
+            args = Arguments(tokens[1:])
+            options = [_word(t) for t in args.paren_list("RETURN options")] or ["ALL"]
+            if any(o not in ESEARCH_OPTIONS for o in options):
+                raise IMAPError("BAD", f"RETURN options are {' '.join(ESEARCH_OPTIONS)}")
+            tokens = args.rest()
+        key = _search_key(tokens)
         view = self._view()
         found = [v for v in self._message_views(view) if search.matches(key, v, _context(view))]
         numbers = [v.uid if cmd.uid else v.seq for v in found]
-        self.send(" ".join(["* SEARCH", *map(str, numbers)]).encode() + b"\r\n")
+        if options is None:
+            self.send(" ".join(["* SEARCH", *map(str, numbers)]).encode() + b"\r\n")
+        else:
+            self.send(_esearch(cmd.tag, cmd.uid, options, numbers))
         return Done("SEARCH completed")
 
     def imap_SORT(self, cmd: Command) -> Done:
@@ -410,3 +424,26 @@ def _search_key(tokens: tuple[Token, ...], charset: str | None = None) -> search
 def _context(view: SelectedMailbox) -> search.SearchContext:
     """What ``*`` means in a search key's sequence set (RFC 3501 9)."""
     return search.SearchContext(view.exists, view.uids[-1] if view.uids else 0)
+
+
+def _word(token: Token) -> str:
+    if not isinstance(token, Atom):
+        raise IMAPError("BAD", "expected an atom")
+    return token.value.upper()
+
+
+def _esearch(tag: str, uid: bool, options: list[str], numbers: list[int]) -> bytes:
+    """``* ESEARCH (TAG "a") UID MIN 2 ...`` (RFC 4731 3.1, 7); MIN, MAX and ALL are left
+    out when nothing matched, COUNT is then 0."""
+    parts = [f'* ESEARCH (TAG "{tag}")']
+    if uid:
+        parts.append("UID")
+    if numbers and "MIN" in options:
+        parts.append(f"MIN {min(numbers)}")
+    if numbers and "MAX" in options:
+        parts.append(f"MAX {max(numbers)}")
+    if numbers and "ALL" in options:
+        parts.append(f"ALL {compact_uid_set(sorted(numbers))}")
+    if "COUNT" in options:
+        parts.append(f"COUNT {len(numbers)}")
+    return " ".join(parts).encode() + b"\r\n"

@@ -305,7 +305,7 @@ class IMAPSession(MailboxCommands, MessageCommands):
     def capabilities(self) -> str:
         """RFC 3501 7.2.1; what is offered depends on state and TLS (RFC 3501 6.2.1, 6.2.3)."""
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
-        caps += ["UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "SORT"]
+        caps += ["UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "SORT", "ESEARCH"]
         if self.state == State.NOT_AUTHENTICATED:
             if self.service.tls_available and not self.tls_active:
                 caps.append("STARTTLS")

@@ -188,3 +188,17 @@ def test_uid_fetch_example(eleven: Client) -> None:
     assert all(re.search(r"UID \d", line) for line in reply[:-1])
     assert eleven.cmd("b UID FETCH 500:* UID") == ["* 11 FETCH (UID 11)", "b OK FETCH completed"]
     assert eleven.cmd("c UID CAPABILITY") == ["c BAD unknown command UID CAPABILITY"]
+
+
+def test_esearch(eleven: Client) -> None:
+    """RFC 4731 3.1 and its examples."""
+    eleven.cmd("a STORE 2,5,6 +FLAGS.SILENT (\\Flagged)")
+    assert eleven.cmd("A282 SEARCH RETURN (MIN COUNT) FLAGGED") == [
+        '* ESEARCH (TAG "A282") MIN 2 COUNT 3',
+        "A282 OK SEARCH completed",
+    ]
+    assert eleven.cmd("A283 SEARCH RETURN () FLAGGED")[0] == '* ESEARCH (TAG "A283") ALL 2,5:6'
+    assert eleven.cmd("A284 UID SEARCH RETURN (MAX ALL COUNT) DELETED")[0] == (
+        '* ESEARCH (TAG "A284") UID COUNT 0'
+    )
+    assert eleven.cmd("A285 SEARCH RETURN (SAVE) ALL")[0].startswith("A285 BAD RETURN options")
