@@ -198,7 +198,8 @@ def _parse_entity(
         assert boundary is not None
         child_default = ("message", "rfc822") if subtype == "digest" else ("text", "plain")
         children = []
-        for child_start, child_end in _body_parts(data, body_start, end, boundary.encode()):
+        marker = boundary.encode("utf-8", "surrogateescape")
+        for child_start, child_end in _body_parts(data, body_start, end, marker):
             if budget[0] <= 0:
                 break
             children.append(

@@ -392,6 +392,15 @@ def test_odd_mime() -> None:
     assert section(digest, spec((1,), "HEADER")) == b"Subject: one\r\n\r\n"
 
 
+def test_8bit_boundary() -> None:
+    """A boundary of raw 8-bit bytes (not valid UTF-8) still splits the body."""
+    message = (b"Content-Type: multipart/mixed; boundary=\xff\xfe\r\n\r\n"
+               b"--\xff\xfe\r\n\r\none\r\n--\xff\xfe\r\n\r\ntwo\r\n--\xff\xfe--\r\n")
+    assert section(message, spec((1,))) == b"one"
+    assert section(message, spec((2,))) == b"two"
+    assert b'("BOUNDARY" {2}\r\n\xff\xfe)' in bodystructure(message)
+
+
 def test_mime_bomb_is_bounded_and_quick() -> None:
     """10,000 nested multiparts: the structure stops at MAX_MIME_DEPTH, in well under a second
     or two."""
@@ -627,3 +636,21 @@ def test_arbitrary_bytes_never_break_the_parser(
     result = section(data, FetchSpec(tuple(path), text, fields))
     if text != "HEADER.FIELDS":
         assert result in data
+
+
+mime_pieces = st.sampled_from([
+    b"Content-Type: multipart/mixed; boundary=", b"Content-Type: message/rfc822",
+    b"Content-Type: multipart/digest; boundary=", b"Content-Transfer-Encoding: base64",
+    b"Content-Disposition: attachment; filename*0*=", b"b", b"\xff", b"--", b"\r\n", b"\n",
+    b"\r\n\r\n", b" ", b":", b";", b'"', b"(", b"=?utf-8?q?x?=", b"From: <a@b>", b"x",
+])
+
+
+@given(st.lists(mime_pieces, max_size=40).map(b"".join),
+       st.lists(st.integers(1, 3), max_size=3))
+def test_mime_like_bytes_never_break_the_parser(data: bytes, path: list[int]) -> None:
+    read_whole(bodystructure(data))
+    read_whole(envelope(data))
+    for text in (None, "MIME", "HEADER", "TEXT"):
+        if path or text != "MIME":
+            assert section(data, FetchSpec(tuple(path), text)) in data
