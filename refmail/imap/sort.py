@@ -151,7 +151,14 @@ def _sent_time(view: MessageView, message: Part) -> datetime.datetime:
             return moment
         except (TypeError, ValueError, IndexError, OverflowError):
             pass
-    return view.internaldate
+    return _internaldate(view)
+
+
+def _internaldate(view: MessageView) -> datetime.datetime:
+    """INTERNALDATE as an instant; a naive one (a caller's slip) is taken as UTC so that it
+    still compares with the aware Date: headers."""
+    moment = view.internaldate
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
 
 
 def _key_function(key: str) -> Callable[[MessageView, Part | None], Any]:
@@ -159,9 +166,9 @@ def _key_function(key: str) -> Callable[[MessageView, Part | None], Any]:
         return lambda m: m.header(name) if m is not None else None
 
     table: dict[str, Callable[[MessageView, Part | None], Any]] = {
-        "ARRIVAL": lambda v, m: v.internaldate,
+        "ARRIVAL": lambda v, m: _internaldate(v),
         "SIZE": lambda v, m: v.size,
-        "DATE": lambda v, m: _sent_time(v, m) if m is not None else v.internaldate,
+        "DATE": lambda v, m: _sent_time(v, m) if m is not None else _internaldate(v),
         "SUBJECT": lambda v, m: _ascii_casemap(base_subject(header("Subject")(m) or b"")),
         "FROM": lambda v, m: _mailbox_key(header("From")(m)),
         "TO": lambda v, m: _mailbox_key(header("To")(m)),

@@ -111,6 +111,14 @@ def test_date_uses_utc_and_falls_back_to_internaldate() -> None:
     assert order("REVERSE DATE", views) == [2, 1, 4, 3, 5]
 
 
+def test_naive_internaldate_is_taken_as_utc() -> None:
+    naive = MessageView(1, 1, 1, frozenset(), datetime.datetime(2024, 1, 1, 12), False,
+                        Reader(b"\r\n"))
+    dated = message(2, Date="Mon, 1 Jan 2024 11:00:00 +0000")
+    assert order("DATE", [naive, dated]) == [2, 1]
+    assert order("ARRIVAL", [naive, dated]) == [2, 1]
+
+
 def test_subject_sorts_by_base_subject_case_insensitively() -> None:
     views = [
         message(1, Subject="Re: banana"),
