@@ -16,6 +16,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +57,9 @@ MAILDROP = "INBOX"
 #: RFC 5034 4: mechanisms offered in CAPA's SASL line and to AUTH.  PLAIN only: the others
 #: (CRAM-MD5, DIGEST-MD5, SCRAM) need a stored plaintext or a scheme-specific verifier.
 SASL_MECHANISMS = ("PLAIN",)
-#: Seconds QUIT waits for the maildrop lock before answering [SYS/TEMP] (RFC 1939 6).
-EXPUNGE_LOCK_TIMEOUT = 30.0
+#: Octets of replies made before the session lets the handler write them and comes back for
+#: the rest of a pipelined burst (RFC 2449 6.6) through ``wake``/``pending_output``.
+OUTPUT_HIGH_WATER = 1 << 20
 
 
 class State(enum.Enum):
@@ -140,7 +142,7 @@ class POP3Session:
         self._service = service
         self._limits = service.config.limits
         self._conn = conn
-        self._wake = wake  # POP3 has no unsolicited output; kept for the contract's sake
+        self._wake = wake  # to come back for the rest of a long pipelined burst
         self._reader = LineReader()
         self.state = State.AUTHORIZATION
         self.want_tls = False
@@ -173,21 +175,52 @@ class POP3Session:
         if self.closing or self.want_tls:
             return b""  # after QUIT, or after STLS's +OK: nothing more is read in the clear
         self._reader.feed(data)
-        replies = []
-        while not self.closing and not self.want_tls:
-            try:
-                line = self._reader.next_line(self._line_limit())
-            except LineTooLong:
-                replies.append(self._line_too_long())
-                continue
-            if line is None:
-                break
-            replies.append(self._dispatch(line))
+        return self._answer_buffered()
+
+    def pending_output(self) -> bytes:
+        """The rest of a pipelined burst that ``_answer_buffered`` put off (it called wake)."""
+        if self.closing or self.want_tls:
+            return b""
+        return self._answer_buffered()
+
+    def _answer_buffered(self) -> bytes:
+        """Answer the complete lines buffered, until about OUTPUT_HIGH_WATER octets of replies
+        are made; then ask the handler (``wake``) to come back for the rest once it wrote
+        these, so a burst of pipelined RETRs never sits in memory all at once."""
+        replies: list[bytes] = []
+        size = 0
+        with ExitStack() as held:
+            self._lock_maildrop_for_burst(held)
+            while not self.closing and not self.want_tls:
+                if size >= OUTPUT_HIGH_WATER and self.state is State.TRANSACTION:
+                    if self._reader.pending:
+                        self._wake()
+                    break
+                try:
+                    line = self._reader.next_line(self._line_limit())
+                except LineTooLong:
+                    replies.append(self._line_too_long())
+                    continue
+                if line is None:
+                    break
+                replies.append(self._dispatch(line))
+                size += len(replies[-1])
         if self.want_tls:
             dropped = self._reader.discard()
             if dropped:  # RFC 2595 4 / CVE-2011-0411: never run commands injected pre-TLS
                 log.warning("POP3 %s: dropped %d octets sent after STLS", self._peer, dropped)
         return b"".join(replies)
+
+    def _lock_maildrop_for_burst(self, held: ExitStack) -> None:
+        """Hold the maildrop's lock across a burst of pipelined commands, so each RETR does not
+        take the thread, fcntl and dot locks anew.  Never across a network wait: it is released
+        before the replies are returned."""
+        if self._box is None or self.state is not State.TRANSACTION or not self._reader.pending:
+            return
+        try:
+            held.enter_context(self._box.locked(timeout=0))
+        except StorageError:
+            pass  # busy or broken: each command's own store call meets it and answers -ERR
 
     def tls_started(self) -> bytes:
         """RFC 2595 4: after the handshake the client starts over; no reply is sent."""
@@ -214,9 +247,6 @@ class POP3Session:
         """A connection lost without QUIT deletes nothing (RFC 1939 6); the claim is freed."""
         self.closing = True
         self._release()
-
-    def pending_output(self) -> bytes:
-        return b""
 
     # ------------------------------------------------------------------ dispatch
 

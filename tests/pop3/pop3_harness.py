@@ -8,7 +8,7 @@ byte at a time, and in chunks that carry the start of the next command) and chec
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from refmail.auth import Authenticator, UserDB
@@ -115,6 +115,7 @@ class Harness:
         tls: bool = False,
         service: POP3Service | None = None,
         mode: str | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> Client:
         conn = ConnectionInfo(
             peer_ip=peer_ip,
@@ -124,7 +125,7 @@ class Harness:
             service="pop3s" if tls else "pop3",
             tls=tls,
         )
-        session = (service or self.service).new_session(conn, lambda: None)
+        session = (service or self.service).new_session(conn, wake)
         return Client(session, session.start(), mode or self.mode)
 
     def inbox_uids(self, user: str = "alice") -> list[int]:

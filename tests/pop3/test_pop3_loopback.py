@@ -147,6 +147,24 @@ def test_stls_drops_pipelined_plaintext(server: Server) -> None:
             tls.recv(1000)
 
 
+def test_pipelined_retr_burst_over_the_wire(server: Server) -> None:
+    """RFC 2449 6.6: 30 RETRs of a 200 kB message in one packet (past the session's output
+    high-water mark, so the handler's wake/pending_output path carries the rest)."""
+    message = make_message(200_000)
+    server.store.ensure_user("alice")
+    server.store.deliver("alice", message, mailbox="INBOX")
+    expected = b"+OK 200000 octets\r\n" + message + b".\r\n"
+    host, port = server.address("pop3")
+    with socket.create_connection((host, port), timeout=10) as raw:
+        raw.sendall(b"USER alice\r\nPASS alice-pw\r\n" + b"RETR 1\r\n" * 30 + b"QUIT\r\n")
+        received = b""
+        while chunk := raw.recv(1 << 20):
+            received += chunk
+    lines = received.split(b"\r\n", 3)
+    assert lines[0].startswith(b"+OK") and lines[2].startswith(b"+OK alice's maildrop")
+    assert lines[3] == expected * 30 + b"+OK refmail POP3 server signing off (1 messages left)\r\n"
+
+
 def test_line_limit_over_the_wire(server: Server) -> None:
     host, port = server.address("pop3")
     with socket.create_connection((host, port), timeout=10) as raw:

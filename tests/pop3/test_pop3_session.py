@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pop3_harness import Harness, make_message
 
-from refmail.pop3.session import ALLOWED, HANDLERS, State
+from refmail.pop3.session import ALLOWED, HANDLERS, OUTPUT_HIGH_WATER, State
 
 SIGN_OFF = b"+OK refmail POP3 server signing off"
 
@@ -176,6 +176,23 @@ def test_snapshot_at_login(pop3: Harness) -> None:
     again = pop3.client()
     again.login()
     assert again.send(b"STAT\r\n") == b"+OK 2 250\r\n"
+
+
+def test_long_pipelined_burst_is_answered_in_slices(pop3: Harness) -> None:
+    """RFC 2449 6.6 PIPELINING without buffering every reply: past OUTPUT_HIGH_WATER the
+    session calls wake and answers the rest from pending_output, in order."""
+    message = make_message(300_000)
+    pop3.deliver(message)
+    wakes: list[int] = []
+    client = pop3.client(wake=lambda: wakes.append(1))
+    client.login()
+    retr = b"+OK 300000 octets\r\n" + message + b".\r\n"
+    first = client.send(b"RETR 1\r\n" * 10 + b"STAT\r\n")
+    assert first == retr * 4 and len(first) >= OUTPUT_HIGH_WATER and wakes == [1]
+    second = client.session.pending_output()
+    assert second == retr * 4 and wakes == [1, 1]
+    assert client.session.pending_output() == retr * 2 + b"+OK 1 300000\r\n"
+    assert wakes == [1, 1] and client.session.pending_output() == b""
 
 
 def test_dele_then_quit_removes_durably(pop3: Harness) -> None:
