@@ -131,8 +131,7 @@ class MailboxCommands:
         )
         flags = " ".join(SYSTEM_FLAGS)
         permanent = "" if readonly else f"{flags} \\*"
-        infos = box.messages()
-        unseen = next((n for n, i in enumerate(infos, 1) if "\\Seen" not in i.flags), None)
+        unseen = view.first_unseen
         self.send(f"* FLAGS ({flags})\r\n".encode())
         self.send(b"* %d EXISTS\r\n" % view.exists)
         self.send(b"* %d RECENT\r\n" % len(view.recent))

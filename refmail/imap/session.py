@@ -136,7 +136,13 @@ class IMAPSession(MailboxCommands, MessageCommands):
         """Asynchronous updates for an IDLE client (RFC 2177 3); nothing otherwise."""
         if not self._idling or self.selected is None or self.closing:
             return b""
-        self._out.extend(self._updates(allow_expunge=True))
+        try:
+            self._out.extend(self._updates(allow_expunge=True))
+        except MailboxGone:
+            self._mailbox_gone()
+        except StorageError as exc:  # e.g. a lock held too long: the next wake-up retries
+            log.warning("%s: mailbox update failed: %s", self.user, exc)
+            self.selected.mark_stale()
         return self._flush()
 
     @property

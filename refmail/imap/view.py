@@ -78,13 +78,22 @@ class SelectedMailbox:
         self._lock = threading.Lock()
         self._stale = False
         self._wake: Callable[[], None] | None = None
-        self.uidvalidity: int = box.uidvalidity
-        infos = box.messages()
+        # listen first: a change made while the messages are read marks the view stale
+        box.add_listener(self._on_change)
+        try:
+            self.uidvalidity: int = box.uidvalidity
+            infos = box.messages()
+        except BaseException:
+            box.remove_listener(self._on_change)
+            raise
         self.uids: list[int] = [info.uid for info in infos]
         self.flags: dict[int, frozenset[str]] = {info.uid: info.flags for info in infos}
+        #: RFC 3501 6.3.1 UNSEEN: the first message without \Seen, at SELECT time
+        self.first_unseen = next(
+            (n for n, info in enumerate(infos, 1) if "\\Seen" not in info.flags), None
+        )
         self.recent = recent.take(self.key, self.uids, claim=not readonly)
         self.ghosts: set[int] = set()  # expunged elsewhere, not yet announced
-        box.add_listener(self._on_change)
 
     def close(self) -> None:
         self.box.remove_listener(self._on_change)

@@ -131,3 +131,17 @@ def test_mailbox_deleted_by_another_session(env: Env) -> None:
     reply = client.cmd("c NOOP")
     assert reply[0].startswith("* BYE")
     assert client.session.closing
+
+
+def test_idle_on_a_mailbox_deleted_elsewhere_says_bye(env: Env) -> None:
+    client, other = env.session(), env.session()
+    client.login()
+    other.login()
+    client.cmd("a CREATE Work")
+    client.select("Work")
+    client.send(b"b IDLE\r\n")
+    other.cmd("c DELETE Work")
+    env.deliver("alice", "poke")  # any wake-up makes the idler look
+    client.session.selected.mark_stale()
+    assert client.session.pending_output().startswith(b"* BYE ")
+    assert client.session.closing
