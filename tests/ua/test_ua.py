@@ -181,3 +181,35 @@ def test_view_html_only_and_flags() -> None:
     assert "[HTML part shown as text]" in text and "Hello & bye" in text
     assert view.flag_letters([]) == "N"
     assert view.flag_letters(["\\Seen", "\\Answered", "\\Deleted"]) == "DA"
+
+
+def test_fetch_items_in_any_order() -> None:
+    """A server may put FLAGS and RFC822.SIZE before or after the header literal."""
+    header = b"Subject: one\r\nFrom: a@example.test\r\n\r\n"
+    data = [
+        (b"1 (FLAGS (\\Seen) RFC822.SIZE 120 BODY[HEADER.FIELDS (DATE FROM SUBJECT)] {38}", header),
+        b")",
+        (b"2 (BODY[HEADER.FIELDS (DATE FROM SUBJECT)] {38}", header),
+        b" FLAGS (\\Flagged) RFC822.SIZE 4096)",
+    ]
+    rows = cli._summaries(data)
+    assert [(n, flags, size) for n, flags, size, _ in rows] == [
+        (1, ["\\Seen"], 120),
+        (2, ["\\Flagged"], 4096),
+    ]
+    assert rows[1][3]["Subject"] == "one"
+
+
+@pytest.mark.parametrize(
+    ("name", "arg"),
+    [
+        ("INBOX", "INBOX"),
+        ("Work/Projects", "Work/Projects"),
+        ("My Mail", '"My Mail"'),
+        ('a"b', '"a\\"b"'),
+        ("Entwürfe", "Entw&APw-rfe"),
+    ],
+)
+def test_mailbox_arg(name: str, arg: str) -> None:
+    """RFC 3501 5.1.3 modified UTF-7, quoted when not an atom."""
+    assert cli.mailbox_arg(name) == arg
