@@ -28,7 +28,6 @@ MAX_NUMBER = 2**32 - 1
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 3501 9 header-fld-name, as ftext
 _NIL = b"NIL"
-_BLANK_LINE = b"\r\n"
 
 Message = bytes | ParsedMessage
 
@@ -323,8 +322,10 @@ def _header_fields(message: ParsedMessage, part: Part, spec: FetchSpec) -> bytes
     keep = spec.text == "HEADER.FIELDS"
     chosen = [message.data[f.start : f.end] for f in part.fields
               if (f.name.lower() in wanted) == keep]
-    # RFC 3501 6.4.5: the subset "includes the blank line" that ends the header.
-    return b"".join(chosen) + _BLANK_LINE
+    # RFC 3501 6.4.5: "the blank line is included in all header fetches, except in the case
+    # of a message which has no body and no blank line": the header's own blank line, if any.
+    header_end = part.fields[-1].end if part.fields else part.start
+    return b"".join(chosen) + message.data[header_end : part.body_start]
 
 
 def section(message: Message, spec: FetchSpec) -> bytes:

@@ -380,6 +380,10 @@ def test_odd_mime() -> None:
     assert section(unclosed, spec((1,))) == b"abc\r\n"
     header_only = crlf("Subject: x\nFrom: a@b")
     assert section(header_only, spec((), "HEADER")) == header_only
+    # RFC 3501 6.4.5: no blank line "in the case of a message which has no body and no blank
+    # line".
+    assert section(header_only, spec((), "HEADER.FIELDS", "SUBJECT")) == b"Subject: x\r\n"
+    assert section(header_only + b"\r\n", spec((), "HEADER.FIELDS", "FROM")) == b"From: a@b\r\n"
     assert section(header_only, spec((), "TEXT")) == b""
     bad_type = crlf("Content-Type: garbage\n\nx")
     assert bodystructure(bad_type, False) == (
