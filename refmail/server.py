@@ -329,8 +329,16 @@ class Server:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        # socketserver's shutdown() waits for the serve loop's next poll: stop all at once.
+        stoppers = [
+            threading.Thread(target=listener.shutdown, daemon=True)
+            for listener in self.listeners.values()
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout)
         for listener in self.listeners.values():
-            listener.shutdown()
             listener.server_close()
         for listener in self.listeners.values():
             listener.wake_all()
