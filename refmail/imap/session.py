@@ -112,6 +112,8 @@ class IMAPSession(MailboxCommands, MessageCommands):
         return status_response("OK", "refmail IMAP4rev1 ready", f"CAPABILITY {self.capabilities()}")
 
     def receive_data(self, data: bytes) -> bytes:
+        if self.want_tls:  # plaintext after STARTTLS's OK is never used (CVE-2011-0411)
+            return b""
         self.protocol.receive_data(data)
         return self._run()
 

@@ -42,8 +42,9 @@ def message(subject: str, body: str = "Hello.\r\n", **headers: str) -> bytes:
 class Env:
     """The pieces every session test needs."""
 
-    def __init__(self, root: Path, limits: Limits) -> None:
+    def __init__(self, root: Path, limits: Limits, feed: str = "whole") -> None:
         self.root = root
+        self.feed = feed
         self.users = UserDB(root / "users")
         for name, password in USERS.items():
             self.users.add(name, password)
@@ -59,22 +60,27 @@ class Env:
         self.store.ensure_user(user)
         date = datetime.datetime(1996, 7, 17, 9, 44, 25, tzinfo=datetime.UTC)
         return self.store.deliver(
-            user, message(subject, **kw), mailbox=mailbox, internaldate=date  # type: ignore[arg-type]
+            user,
+            message(subject, **kw),
+            mailbox=mailbox,
+            internaldate=date,  # type: ignore[arg-type]
         )
 
     def session(self, conn: ConnectionInfo = LOOPBACK) -> Client:
-        return Client(self.service.new_session(conn, lambda: self.wakes.append(1)))
+        session = self.service.new_session(conn, lambda: self.wakes.append(1))
+        return Client(session, bytewise=self.feed == "bytewise")
 
 
 class Client:
     """Feeds a session and collects its replies."""
 
-    def __init__(self, session: IMAPSession) -> None:
+    def __init__(self, session: IMAPSession, *, bytewise: bool = False) -> None:
         self.session = session
+        self.bytewise = bytewise
         self.greeting = session.start()
 
-    def send(self, data: bytes, *, bytewise: bool = False) -> bytes:
-        if not bytewise:
+    def send(self, data: bytes, *, bytewise: bool | None = None) -> bytes:
+        if not (self.bytewise if bytewise is None else bytewise):
             return self.session.receive_data(data)
         return b"".join(self.session.receive_data(data[i : i + 1]) for i in range(len(data)))
 
@@ -96,18 +102,24 @@ class Client:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
-    return Env(tmp_path, Limits())
+def feed() -> str:
+    """How clients send: "whole" commands, or "bytewise" (a module may parametrize this)."""
+    return "whole"
 
 
 @pytest.fixture
-def make_env(tmp_path: Path) -> Callable[..., Env]:
+def env(tmp_path: Path, feed: str) -> Env:
+    return Env(tmp_path, Limits(), feed)
+
+
+@pytest.fixture
+def make_env(tmp_path: Path, feed: str) -> Callable[..., Env]:
     counter = iter(range(1000))
 
     def make(**limits: object) -> Env:
         root = tmp_path / f"env{next(counter)}"
         root.mkdir()
-        return Env(root, dataclasses.replace(Limits(), **limits))  # type: ignore[arg-type]
+        return Env(root, dataclasses.replace(Limits(), **limits), feed)  # type: ignore[arg-type]
 
     return make
 
@@ -120,8 +132,9 @@ def normalize(reply: bytes) -> bytes:
     return _UIDVALIDITY.sub(rb"\1 V", reply)
 
 
-def run_three_ways(make_env: Callable[[], Env], setup: Callable[[Env], None],
-                   lines: list[bytes]) -> list[bytes]:
+def run_three_ways(
+    make_env: Callable[[], Env], setup: Callable[[Env], None], lines: list[bytes]
+) -> list[bytes]:
     """Replies to ``lines`` fed whole, byte by byte, and with each line's successor's first
     bytes attached; asserts all three agree and returns the replies per line."""
     results = []
@@ -133,7 +146,7 @@ def run_three_ways(make_env: Callable[[], Env], setup: Callable[[Env], None],
         if mode == "trailing":
             carry = b""
             for i, line in enumerate(lines):
-                rest = line[len(carry):]
+                rest = line[len(carry) :]
                 nxt = lines[i + 1][:3] if i + 1 < len(lines) else b""
                 replies.append(client.send(rest + nxt))
                 carry = nxt

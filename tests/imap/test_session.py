@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import Env, message
+
+#: Every test here runs with commands sent whole and one byte at a time.
+pytestmark = pytest.mark.parametrize("feed", ["whole", "bytewise"])
 
 
 def lines_of(reply: bytes) -> list[str]:
@@ -141,8 +146,10 @@ def test_select_examine_and_a_failed_select_deselects(env: Env) -> None:
     client.login()
     reply = client.cmd("A142 SELECT INBOX")
     assert "* 1 EXISTS" in reply and "* 1 RECENT" in reply
-    assert "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] " \
+    assert (
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
         "flags permitted" in reply
+    )
     assert any(line.startswith("* OK [UIDNEXT 2]") for line in reply)
     reply = client.cmd("A932 EXAMINE inbox")
     assert "* 0 RECENT" in reply  # the first SELECT took \\Recent (RFC 3501 2.3.2)
@@ -294,7 +301,7 @@ def test_append_example(env: Env) -> None:
     assert re.fullmatch(r"A003 OK \[APPENDUID \d+ 1\] APPEND completed", reply[0])
     client.select("saved-messages")
     reply = client.cmd("b FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)")
-    assert "INTERNALDATE \"08-Feb-1994 05:52:25 +0000\"" in reply[0]
+    assert 'INTERNALDATE "08-Feb-1994 05:52:25 +0000"' in reply[0]
     assert f"RFC822.SIZE {len(body)}" in reply[0]
     assert flags_in(reply[0]) == {"\\Seen", "\\Recent"}
     data = client.send(b"c FETCH 1 BODY.PEEK[]\r\n")
@@ -304,9 +311,7 @@ def test_append_example(env: Env) -> None:
 def test_append_refusals(make_env) -> None:
     env = make_env(message_size=100)
     client = env.session()
-    assert client.cmd("a APPEND INBOX {5}") == [
-        "a BAD command unknown or not valid in this state"
-    ]
+    assert client.cmd("a APPEND INBOX {5}") == ["a BAD command unknown or not valid in this state"]
     client.login()
     assert client.cmd("b APPEND INBOX {101}") == ["b NO [TOOBIG] message too big"]
     assert client.cmd("c APPEND INBOX (\\Bogus) {1+}\r\nx") == [

@@ -10,6 +10,9 @@ import pytest
 
 from .conftest import REMOTE, Env
 
+#: Every test here runs with commands sent whole and one byte at a time.
+pytestmark = pytest.mark.parametrize("feed", ["whole", "bytewise"])
+
 
 def test_plaintext_login_refused_off_loopback_until_tls(env: Env) -> None:
     client = env.session(REMOTE)

@@ -9,6 +9,9 @@ import pytest
 
 from .conftest import Client, Env
 
+#: Every test here runs with commands sent whole and one byte at a time.
+pytestmark = pytest.mark.parametrize("feed", ["whole", "bytewise"])
+
 
 def flags_in(line: str) -> set[str]:
     match = re.search(r"FLAGS \(([^)]*)\)", line)

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import Client, Env
+
+#: Every test here runs with commands sent whole and one byte at a time.
+pytestmark = pytest.mark.parametrize("feed", ["whole", "bytewise"])
 
 
 def two_sessions(env: Env, count: int = 3) -> tuple[Client, Client]:
