@@ -16,7 +16,8 @@ from refmail.errors import IMAPError, MailboxExists, NoSuchMailbox
 from refmail.imap import utf7
 from refmail.imap.arguments import Arguments, parse_date_time
 from refmail.imap.commands import Done, State
-from refmail.imap.protocol import Atom, Command, ParenList, String, quote
+from refmail.imap.fetch import imap_string
+from refmail.imap.protocol import Atom, Command, ParenList, String
 from refmail.imap.view import SelectedMailbox, format_flags
 from refmail.store import MailStore
 from refmail.store.model import normalize_flags
@@ -56,7 +57,8 @@ def decode_name(raw: bytes) -> str:
 
 
 def encode_name(name: str) -> bytes:
-    return quote(utf7.encode(name))
+    """The store's name as an IMAP string of modified UTF-7 (RFC 3501 5.1.3)."""
+    return imap_string(utf7.encode(name))
 
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:

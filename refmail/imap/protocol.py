@@ -473,16 +473,3 @@ def continuation(text: str = "") -> bytes:
 
 def _one_line(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ")
-
-
-def quote(value: str | bytes) -> bytes:
-    """An IMAP string for a response: quoted when possible, else a literal (RFC 3501 4.3)."""
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    if any(b in b"\r\n\0" or b >= 0x80 for b in data) or len(data) > 1024:
-        return b"{%d}\r\n" % len(data) + data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def quote_str(value: str) -> str:
-    """``quote`` for values known to be short 7-bit text (mailbox names in modified UTF-7)."""
-    return quote(value).decode("utf-8")

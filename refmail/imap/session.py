@@ -27,6 +27,7 @@ from refmail.errors import (
 )
 from refmail.imap.arguments import Arguments
 from refmail.imap.commands import COMMANDS, Done, State
+from refmail.imap.fetch import imap_string
 from refmail.imap.mailboxes import MailboxCommands
 from refmail.imap.messages import MessageCommands
 from refmail.imap.protocol import (
@@ -38,7 +39,6 @@ from refmail.imap.protocol import (
     ParenList,
     RawLine,
     continuation,
-    quote,
     status_response,
     tagged,
 )
@@ -362,7 +362,7 @@ class IMAPSession(MailboxCommands, MessageCommands):
                     raise IMAPError("BAD", "ID field or value too long")
         elif not (isinstance(token, Atom) and token.value.upper() == "NIL"):
             raise IMAPError("BAD", "ID takes a list or NIL")
-        pairs = b" ".join(quote(k) + b" " + quote(v) for k, v in SERVER_ID)
+        pairs = b" ".join(imap_string(k) + b" " + imap_string(v) for k, v in SERVER_ID)
         self.send(b"* ID (" + pairs + b")\r\n")
         return Done("ID completed")
 

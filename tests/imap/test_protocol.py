@@ -28,7 +28,6 @@ from refmail.imap.protocol import (
     RawLine,
     String,
     continuation,
-    quote,
     status_response,
     tagged,
 )
@@ -349,8 +348,6 @@ def test_response_formatting() -> None:
     assert tagged("a1", "NO", "no\r\nsuch", "TRYCREATE") == b"a1 NO [TRYCREATE] no  such\r\n"
     assert status_response("BYE", "bye") == b"* BYE bye\r\n"
     assert continuation("go") == b"+ go\r\n"
-    assert quote("a\"b\\c") == b'"a\\"b\\\\c"'
-    assert quote("caf\u00e9") == b"{5}\r\ncaf\xc3\xa9"
 
 
 # ------------------------------------------------------------------ fuzzing
