@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,8 @@ from refmail import __version__
 from refmail.auth import UserDB
 from refmail.config import STANDARD_PORTS, Config, ConfigError, load_config
 from refmail.errors import AuthError
+from refmail.mta import queuecmd
+from refmail.ua import cli as ua_cli
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,9 @@ def _route(text: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     from refmail import parse
 
-    parser = argparse.ArgumentParser(prog="refmail", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="refmail", description="refmail: an SMTP, POP3 and IMAP mail server over mbox files"
+    )
     parser.add_argument(
         "--version",
         action="version",
@@ -67,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = user_commands.add_parser("del", parents=[data], help="delete a user (mail is kept)")
     p.add_argument("name")
     user_commands.add_parser("list", parents=[data], help="list users")
+    queuecmd.add_arguments(commands, parents=[data])
+    ua_cli.add_arguments(commands)
     return parser
 
 
@@ -107,8 +114,6 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from refmail.server import Server
-
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -123,6 +128,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         smarthost=args.smarthost,
     )
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = queuecmd.PidFile(config.data_dir)
+    try:
+        pidfile.acquire()
+    except queuecmd.ServerRunning as exc:
+        print(f"refmail: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _serve(config, pidfile)
+    finally:
+        pidfile.release()
+
+
+def _serve(config: Config, pidfile: queuecmd.PidFile) -> int:
+    from refmail.server import Server
+
     server = Server(config)
     try:
         server.start()
@@ -136,6 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(queuecmd.FLUSH_SIGNAL, lambda signum, frame: server.scheduler.flush())
     for service in config.services:
         host, port = server.address(service)
         shown = f"[{host}]" if ":" in host else host
@@ -160,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "user":
             return cmd_user(args)
+        if args.command == "queue":
+            return queuecmd.run(args, _config(args))
+        if args.command in ("send", "inbox", "read"):
+            return ua_cli.run(args, password=os.environ.get("REFMAIL_PASSWORD"))
     except (ConfigError, AuthError) as exc:
         print(f"refmail: {exc}", file=sys.stderr)
         return 2

@@ -80,9 +80,13 @@ class MTAConfig:
     smarthost_user: str | None = None
     smarthost_password: str | None = None
     smarthost_tls: str = "opportunistic"  # or "required"
+    #: CA file to verify a smarthost's certificate with (None: the system's trust store).
+    smarthost_ca: Path | None = None
     retry: tuple[int, ...] = (60, 300, 900, 1800, 3600, 7200, 14400)
     give_up_after: int = 5 * 24 * 3600  # RFC 5321 4.5.4.1: 4-5 days
     max_outbound_connections: int = 10
+    #: Seconds after which the sender is told once that delivery is delayed (None: never).
+    delay_warning_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,8 @@ def _from_toml(doc: Mapping[str, Any], base: Config) -> Config:
     for key in ("cert", "key"):
         if key in tls:
             tls[key] = Path(tls[key])
+    if "smarthost_ca" in mta:
+        mta["smarthost_ca"] = Path(mta["smarthost_ca"])
     if "retry" in mta:
         mta["retry"] = tuple(int(s) for s in mta["retry"])
     return replace(

@@ -239,6 +239,7 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         from refmail.delivery import LocalDelivery
+        from refmail.mta.scheduler import Scheduler
         from refmail.mta.spool import Spool
         from refmail.store import MailStore
 
@@ -249,6 +250,8 @@ class Server:
         self.store = MailStore(config.mail_dir)
         self.delivery = LocalDelivery(self.store, self.users, config)
         self.spool = Spool(config.queue_dir)
+        self.scheduler = Scheduler(config, self.spool, self.delivery)
+        self.spool.on_enqueue = self.scheduler.wake
         self.limiter = ConnectionLimiter(
             config.limits.max_connections, config.limits.max_connections_per_ip
         )
@@ -320,6 +323,7 @@ class Server:
             )
             thread.start()
             self._threads.append(thread)
+        self.scheduler.start()
 
     def address(self, service: str) -> tuple[str, int]:
         host, port = self.listeners[service].server_address[:2]
@@ -352,6 +356,7 @@ class Server:
                     if not listener.handlers:
                         break
                 deadline.wait(0.05)
+        self.scheduler.stop()
         self.store.close()
 
     def __enter__(self) -> Server:
