@@ -42,12 +42,11 @@ def message(subject: str, body: str = "Hello.\r\n", **headers: str) -> bytes:
 class Env:
     """The pieces every session test needs."""
 
-    def __init__(self, root: Path, limits: Limits, feed: str = "whole") -> None:
+    def __init__(self, root: Path, limits: Limits, feed: str, users_file: bytes) -> None:
         self.root = root
         self.feed = feed
+        (root / "users").write_bytes(users_file)
         self.users = UserDB(root / "users")
-        for name, password in USERS.items():
-            self.users.add(name, password)
         self.store = MailStore(root / "mail")
         self.auth = Authenticator(self.users, failure_delay=0)
         self.config = dataclasses.replace(Config(data_dir=root), limits=limits)
@@ -107,19 +106,30 @@ def feed() -> str:
     return "whole"
 
 
-@pytest.fixture
-def env(tmp_path: Path, feed: str) -> Env:
-    return Env(tmp_path, Limits(), feed)
+@pytest.fixture(scope="session")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """alice and bob, hashed once: scrypt is slow on purpose (auth.py)."""
+    path = tmp_path_factory.mktemp("users") / "users"
+    users = UserDB(path)
+    for name, password in USERS.items():
+        users.add(name, password)
+    return path.read_bytes()
 
 
 @pytest.fixture
-def make_env(tmp_path: Path, feed: str) -> Callable[..., Env]:
+def env(tmp_path: Path, feed: str, users_file: bytes) -> Env:
+    return Env(tmp_path, Limits(), feed, users_file)
+
+
+@pytest.fixture
+def make_env(tmp_path: Path, feed: str, users_file: bytes) -> Callable[..., Env]:
     counter = iter(range(1000))
 
     def make(**limits: object) -> Env:
         root = tmp_path / f"env{next(counter)}"
         root.mkdir()
-        return Env(root, dataclasses.replace(Limits(), **limits), feed)  # type: ignore[arg-type]
+        limits_ = dataclasses.replace(Limits(), **limits)  # type: ignore[arg-type]
+        return Env(root, limits_, feed, users_file)
 
     return make
 
