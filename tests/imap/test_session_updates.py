@@ -150,3 +150,16 @@ def test_idle_on_a_mailbox_deleted_elsewhere_says_bye(env: Env) -> None:
     client.session.selected.mark_stale()
     assert client.session.pending_output().startswith(b"* BYE ")
     assert client.session.closing
+
+
+def test_append_and_copy_into_the_selected_mailbox_report_exists(env: Env) -> None:
+    """RFC 3501 6.3.11: the server SHOULD send EXISTS when APPEND targets the selected
+    mailbox; the same holds for COPY onto itself."""
+    client = env.session()
+    client.login()
+    client.select()
+    reply = client.cmd("a APPEND INBOX {5+}\r\nhello")
+    assert reply[:2] == ["* 1 EXISTS", "* 1 RECENT"]
+    assert re.fullmatch(r"a OK \[APPENDUID \d+ 1\] APPEND completed", reply[2])
+    reply = client.cmd("b COPY 1 INBOX")
+    assert reply[:2] == ["* 2 EXISTS", "* 2 RECENT"]
