@@ -160,14 +160,7 @@ class MailboxCommands:
         if name.upper() == INBOX:
             raise IMAPError("NO", "INBOX always exists", "ALREADYEXISTS")
         assert self.user is not None
-        existing = set(self._all_names())
-        if name in existing:
-            raise IMAPError("NO", "mailbox already exists", "ALREADYEXISTS")
-        parts = name.split(DELIMITER)
-        for i in range(1, len(parts)):
-            parent = DELIMITER.join(parts[:i])
-            if parent in existing:
-                raise IMAPError("NO", f"{parent} holds messages, not mailboxes (mbox)", "CANNOT")
+        self._check_new_name(name, set(self._all_names()))
         if raw_name.endswith(DELIMITER):
             return Done("CREATE completed")
         self.store.create_mailbox(self.user, name)
@@ -203,12 +196,30 @@ class MailboxCommands:
         if new.upper() == INBOX:
             raise IMAPError("NO", "INBOX always exists", "ALREADYEXISTS")
         assert self.user is not None
+        names = self._all_names()
+        if old not in names and not any(n.startswith(old + DELIMITER) for n in names):
+            raise IMAPError("NO", "no such mailbox", "NONEXISTENT")
+        if new.startswith(old + DELIMITER):
+            raise IMAPError("NO", "a mailbox cannot be moved below itself", "CANNOT")
+        self._check_new_name(new, set(names))
         if self.selected is not None and self.selected.name == old and old != INBOX:
             self.deselect()
             self.send(b"* OK [CLOSED] the selected mailbox is being renamed\r\n")
         self.store.rename_mailbox(self.user, old, new)
         self.service.recent.forget((self.user, old))
         return Done("RENAME completed")
+
+    @staticmethod
+    def _check_new_name(name: str, existing: set[str]) -> None:
+        """CREATE and RENAME targets: free, and not below a mailbox (an mbox file holds
+        messages, not other mailboxes)."""
+        if name in existing or any(n.startswith(name + DELIMITER) for n in existing):
+            raise IMAPError("NO", "mailbox already exists", "ALREADYEXISTS")
+        parts = name.split(DELIMITER)
+        for i in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:i])
+            if parent in existing:
+                raise IMAPError("NO", f"{parent} holds messages, not mailboxes (mbox)", "CANNOT")
 
     # ------------------------------------------------------------------ subscriptions
 

@@ -188,6 +188,18 @@ def test_create_delete_rename_examples(env: Env) -> None:
     names = [line.rsplit(" ", 1)[1] for line in reply[:-1]]
     assert '"sarasoop"' in names and '"zowie/bar"' in names and '"foo/bar"' not in names
     assert client.cmd("A686 RENAME nosuch other")[0].startswith("A686 NO [NONEXISTENT]")
+    assert client.cmd("A687 RENAME sarasoop zowie") == [
+        "A687 NO [ALREADYEXISTS] mailbox already exists"
+    ]
+    assert client.cmd("A688 RENAME zowie zowie/deeper") == [
+        "A688 NO [CANNOT] a mailbox cannot be moved below itself"
+    ]
+    assert client.cmd("A689 RENAME zowie sarasoop/x") == [
+        "A689 NO [CANNOT] sarasoop holds messages, not mailboxes (mbox)"
+    ]
+    assert client.cmd("A690 CREATE sarasoop/x") == [
+        "A690 NO [CANNOT] sarasoop holds messages, not mailboxes (mbox)"
+    ]
 
 
 def test_rename_inbox_moves_its_messages(env: Env) -> None:
