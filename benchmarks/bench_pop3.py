@@ -110,6 +110,7 @@ class LiveServer:
             [sys.executable, "-m", "refmail", "serve", "--data", str(self.data_dir.resolve())],
             cwd=REPO,
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # the server's log would drown pyperf's output
             text=True,
         )
         atexit.register(self.stop)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from types import MappingProxyType
@@ -89,27 +90,35 @@ class MaildropClaims:
     """Users whose maildrop a POP3 session holds (RFC 1939 8: an exclusive-access lock).
 
     Only POP3 sessions of this server claim; the mailbox's own locks guard each read and
-    rewrite against IMAP sessions and other programs.
+    rewrite against IMAP sessions and other programs.  A claim names its session weakly: a
+    session that vanished without QUIT or ``connection_lost`` (its handler died) holds nothing,
+    as a stale lock file whose process is gone holds nothing.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._users: set[str] = set()
+        self._owners: dict[str, weakref.ref[POP3Session]] = {}
 
-    def claim(self, user: str) -> bool:
+    def claim(self, user: str, session: POP3Session) -> bool:
         with self._lock:
-            if user in self._users:
+            owner = self._owners.get(user)
+            if owner is not None and owner() is not None:
                 return False
-            self._users.add(user)
+            self._owners[user] = weakref.ref(session)
             return True
 
-    def release(self, user: str) -> None:
+    def release(self, user: str, session: POP3Session) -> None:
         with self._lock:
-            self._users.discard(user)
+            owner = self._owners.get(user)
+            if owner is not None and owner() in (session, None):
+                del self._owners[user]
 
     def __contains__(self, user: object) -> bool:
+        if not isinstance(user, str):
+            return False
         with self._lock:
-            return user in self._users
+            owner = self._owners.get(user)
+            return owner is not None and owner() is not None
 
 
 class POP3Service:
@@ -407,15 +416,16 @@ class POP3Session:
     def _open_maildrop(self, user: str) -> None:
         """RFC 1939 4: acquire the exclusive-access lock, then take the snapshot of messages
         this session works on; mail arriving later shows at the next login."""
-        if not self._service.claims.claim(user):
+        if not self._service.claims.claim(user, self):
             raise POP3Error("maildrop is already in use by another POP3 session", "IN-USE")
         self.user, self._claimed = user, True
         try:
             store = self._service.store
             store.ensure_user(user)
             box = store.mailbox(user, MAILDROP)
-            self._messages = list(box.messages())
-            self._uidvalidity = box.uidvalidity
+            with box.locked():  # one consistent picture: the list and its UIDVALIDITY
+                self._messages = list(box.messages())
+                self._uidvalidity = box.uidvalidity
         except BaseException:
             self._release()
             self.user = None
@@ -426,7 +436,7 @@ class POP3Session:
 
     def _release(self) -> None:
         if self._claimed and self.user is not None:
-            self._service.claims.release(self.user)
+            self._service.claims.release(self.user, self)
             self._claimed = False
 
     # ------------------------------------------------------------------ TRANSACTION

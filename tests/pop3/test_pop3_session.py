@@ -7,14 +7,17 @@ time, and in chunks that carry the start of the next command; the replies must b
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from pop3_harness import Harness, make_message
 
 from refmail.pop3.session import ALLOWED, HANDLERS, OUTPUT_HIGH_WATER, State
+from refmail.store import MailStore
 
 SIGN_OFF = b"+OK refmail POP3 server signing off"
 
@@ -256,6 +259,45 @@ def test_exclusive_access_in_use(pop3: Harness) -> None:
     )
     assert first.send(b"QUIT\r\n").startswith(SIGN_OFF)
     assert second.send(b"USER alice\r\nPASS alice-pw\r\nSTAT\r\n").endswith(b"+OK 1 100\r\n")
+
+
+def test_claim_of_a_vanished_session_lapses(pop3: Harness) -> None:
+    """A session dropped without QUIT or connection_lost (its handler died) holds no claim."""
+    client = pop3.client()
+    client.login()
+    assert "alice" in pop3.service.claims
+    del client
+    gc.collect()
+    assert "alice" not in pop3.service.claims
+    pop3.client().login()
+
+
+def test_maildrop_locked_by_another_program_is_in_use(pop3: Harness) -> None:
+    """RFC 2449 8.1.1 [IN-USE] also when the mbox lock is held elsewhere (here: a thread)."""
+    pop3.deliver(make_message(100))
+    pop3.store.close()
+    pop3.store = MailStore(pop3.config.mail_dir, lock_timeout=0.2)
+    pop3.service = pop3.make_service(tls_available=True)
+    box = pop3.store.mailbox("alice", "INBOX")
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with box.locked():
+            taken.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        taken.wait(10)
+        client = pop3.client()
+        assert client.send(b"USER alice\r\nPASS alice-pw\r\n").endswith(
+            b"-ERR [IN-USE] maildrop is locked by another program, try again later\r\n"
+        )
+    finally:
+        done.set()
+        holder.join()
+    assert client.send(b"USER alice\r\nPASS alice-pw\r\nSTAT\r\n").endswith(b"+OK 1 100\r\n")
 
 
 def test_uidl_stable_across_restart_and_index_rebuild(pop3: Harness) -> None:
