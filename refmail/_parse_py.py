@@ -80,8 +80,12 @@ _LT, _GT, _LBRACKET, _BACKSLASH, _HYPHEN = 0x3C, 0x3E, 0x5B, 0x5C, 0x2D
 # ------------------------------------------------------------------ messages and mbox
 # A blank line after an LF: "\n\n" or "\n\r\n" (RFC 5322 2.1).
 _BLANK_AFTER_LF = re.compile(rb"\n\r?\n")
-_MBOX_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
-_MBOX_QUOTED_FROM_LINE = re.compile(rb"^>(>*From )", re.MULTILINE)
+# mboxrd: ">*From " at a line start.  The text's first line is handled apart, so that each
+# pattern starts with a literal LF, which the regex engine finds fast ("^" in MULTILINE
+# mode is tried at every offset, ten times slower).
+_MBOX_FROM = re.compile(rb">*From ")
+_MBOX_FROM_AFTER_LF = re.compile(rb"\n(>*From )")
+_MBOX_QUOTED_FROM_AFTER_LF = re.compile(rb"\n>(>*From )")
 _HEADER_NAME = re.compile(rb"[!-9;-~]+")  # ftext, RFC 5322 3.6.8
 
 
@@ -454,7 +458,9 @@ def mbox_quote(message: bytes) -> bytes:
     if b"\r\n" in message:
         message = message.replace(b"\r\n", b"\n")
     if b"From " in message:
-        message = _MBOX_FROM_LINE.sub(rb">\1", message)
+        message = _MBOX_FROM_AFTER_LF.sub(rb"\n>\1", message)
+        if _MBOX_FROM.match(message) is not None:
+            message = b">" + message
     if message and not message.endswith(b"\n"):
         message += b"\n"
     return message
@@ -463,7 +469,9 @@ def mbox_quote(message: bytes) -> bytes:
 def mbox_unquote(body: bytes) -> bytes:
     """mboxrd body -> message text: one ``>`` less on each ``^>+From `` line."""
     if b">From " in body:
-        body = _MBOX_QUOTED_FROM_LINE.sub(rb"\1", body)
+        body = _MBOX_QUOTED_FROM_AFTER_LF.sub(rb"\n\1", body)
+        if body[:1] == b">" and _MBOX_FROM.match(body) is not None:
+            body = body[1:]
     return body
 
 
