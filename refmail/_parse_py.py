@@ -75,7 +75,7 @@ _ESMTP_KEYWORD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*")
 _ESMTP_VALUE = re.compile(rb"[!-<>-~\x80-\xff]+")
 
 _SP, _DQUOTE, _DOT, _AT, _COMMA, _COLON = 0x20, 0x22, 0x2E, 0x40, 0x2C, 0x3A
-_LT, _GT, _LBRACKET, _BACKSLASH, _HYPHEN = 0x3C, 0x3E, 0x5B, 0x5C, 0x2D
+_LT, _GT, _LBRACKET, _HYPHEN = 0x3C, 0x3E, 0x5B, 0x2D
 
 # ------------------------------------------------------------------ messages and mbox
 # A blank line after an LF: "\n\n" or "\n\r\n" (RFC 5322 2.1).
@@ -395,7 +395,7 @@ def _unstuff(region: bytes, at_line_start: bool) -> bytes:
 def dot_stuff(data: bytes) -> bytes:
     """Double a leading ``.`` on every line (RFC 5321 4.5.2, RFC 1939 3)."""
     if b"\n." in data:
-        data = data.replace(b"\n.", b"\n..")
+        data = b"\n..".join(data.split(b"\n."))  # faster than bytes.replace, as in _unstuff
     if data[:1] == b".":
         data = b"." + data
     return data
