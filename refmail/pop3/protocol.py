@@ -186,9 +186,9 @@ Command = Simple | User | Pass | Apop | Auth | MessageCommand | ScanCommand | To
 def _number(text: str, what: str) -> int:
     """A non-negative decimal (RFC 1939 3), else ``-ERR`` naming what was expected."""
     if not DECIMAL.match(text):
-        raise POP3Error(f"invalid {what} {text!r}: expected a decimal number")
+        raise POP3Error(f"invalid {what} {text!a}: expected a decimal number")
     if len(text.lstrip("0")) > MAX_NUMBER_DIGITS:
-        raise POP3Error(f"{what} {text[:20]!r}... is out of range")
+        raise POP3Error(f"{what} {text[:20]!a}... is out of range")
     return int(text)
 
 
@@ -227,7 +227,7 @@ def split_command(line: bytes, *, utf8: bool = False) -> tuple[str, str]:
     keyword, _, rest = text.partition(" ")
     verb = keyword.upper()
     if not KEYWORD.match(keyword) or verb not in KNOWN_VERBS:
-        raise POP3Error(f"unknown command {keyword[:20]!r}")
+        raise POP3Error(f"unknown command {keyword[:20]!a}")
     # Passwords are UTF-8 in practice whatever the client announced; other arguments are
     # ASCII until UTF8 (RFC 6856 3.1).
     if not (utf8 or verb == "PASS" or text.isascii()):

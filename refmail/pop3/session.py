@@ -366,7 +366,7 @@ class POP3Session:
         if cmd.mechanism is None:
             return multiline("SASL mechanisms follow", lines(list(SASL_MECHANISMS)))
         if cmd.mechanism not in SASL_MECHANISMS:
-            raise POP3Error(f"unsupported SASL mechanism {cmd.mechanism[:20]!r}")
+            raise POP3Error(f"unsupported SASL mechanism {cmd.mechanism[:20]!a}")
         self._require_plaintext_allowed()
         if cmd.initial_response is None:
             self._sasl_mechanism = cmd.mechanism

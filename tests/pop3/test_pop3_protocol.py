@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refmail.errors import POP3Error
 from refmail.parse import LineTooLong
 from refmail.pop3.protocol import (
+    KNOWN_VERBS,
     MAX_COMMAND_LINE,
     Apop,
     Auth,
@@ -183,3 +186,52 @@ def test_multiline_dot_stuffs_and_terminates() -> None:
         b"+OK 5 octets\r\nSubject: x\r\n\r\n..hidden\r\n...two\r\nend\r\n.\r\n"
     )
     assert multiline("empty", b"") == b"+OK empty\r\n.\r\n"
+
+
+# ---------------------------------------------------------------------------- properties
+
+any_stream = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"\r\n", b"\n", b"STAT", b"RETR 1", b"x" * 300, b"\r", b"\0"]),
+    ),
+    max_size=20,
+).map(b"".join)
+
+
+@given(stream=any_stream, cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8))
+def test_reader_chunking_never_changes_the_lines(stream: bytes, cuts: list[int]) -> None:
+    """Any split of the stream gives the same lines and the same long-line reports."""
+
+    def run(chunks: list[bytes]) -> list[bytes | None]:
+        reader, events = LineReader(), []
+        for chunk in chunks:
+            reader.feed(chunk)
+            while True:
+                try:
+                    line = reader.next_line(MAX_COMMAND_LINE)
+                except LineTooLong:
+                    events.append(None)
+                    continue
+                if line is None:
+                    break
+                events.append(line)
+        return events
+
+    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    pieces = [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    whole = run([stream])
+    assert run(pieces) == whole
+    assert run([stream[i : i + 1] for i in range(len(stream))]) == whole
+    assert all(line is None or len(line) <= MAX_COMMAND_LINE for line in whole)
+
+
+@given(line=st.binary(max_size=300))
+def test_parse_command_answers_any_bytes(line: bytes) -> None:
+    """Every line is a command or a POP3Error with a reason; nothing else escapes."""
+    try:
+        command = parse_command(line)
+    except POP3Error as exc:
+        assert exc.text and "\r" not in exc.text and "\n" not in exc.text
+    else:
+        assert command.verb in KNOWN_VERBS

@@ -12,6 +12,8 @@ import shutil
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pop3_harness import Harness, make_message
 
 from refmail.pop3.session import ALLOWED, HANDLERS, OUTPUT_HIGH_WATER, State
@@ -392,3 +394,37 @@ def test_command_line_limit_at_255_and_256(pop3: Harness) -> None:
     assert client.send(b"y" * 100_000) == b""
     assert client.session._reader.pending == 0
     assert client.send(b"\r\nQUIT\r\n") == SIGN_OFF + b"\r\n"
+
+
+commands = st.lists(
+    st.tuples(
+        st.sampled_from(["STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "NOOP", "RSET", "CAPA"]),
+        st.lists(
+            st.one_of(st.integers(min_value=-2, max_value=6).map(str), st.sampled_from(["x", ""])),
+            max_size=3,
+        ),
+    ).map(lambda c: " ".join([c[0], *c[1]]).encode() + b"\r\n"),
+    max_size=25,
+)
+
+
+def test_transaction_never_fails_internally(pop3: Harness) -> None:
+    """Any sequence of TRANSACTION commands with any arguments gets +OK or a -ERR with a
+    reason (never [SYS/TEMP]); whole and byte-at-a-time feeding agree."""
+    for size in (100, 150, 200, 250):
+        pop3.deliver(make_message(size, body_line=b".dot"))
+
+    @settings(max_examples=60, deadline=None)
+    @given(script=commands)
+    def run(script: list[bytes]) -> None:
+        outputs = []
+        for mode in ("whole", "bytes"):
+            client = pop3.client(mode=mode)
+            client.login()
+            outputs.append(client.send(b"".join(script)))
+            client.session.connection_lost()
+        assert outputs[0] == outputs[1]
+        assert b"SYS/TEMP" not in outputs[0]
+        assert outputs[0].count(b"+OK") + outputs[0].count(b"-ERR") >= len(script)
+
+    run()
