@@ -288,7 +288,9 @@ class POP3Session:
             return err(exc.text, exc.code)
         except LockTimeout:
             log.warning("POP3 %s: maildrop of %s is locked", self._peer, self.user)
-            return err("maildrop is locked by another program, try again later", "IN-USE")
+            # RFC 2449 8.1.1: IN-USE answers a login; later, a busy lock is temporary.
+            code = "IN-USE" if self.state is State.AUTHORIZATION else "SYS/TEMP"
+            return err("maildrop is locked by another program, try again later", code)
         except StorageError:
             log.exception("POP3 %s: storage error for %s", self._peer, self.user)
             return err("cannot access the maildrop now, try again later", "SYS/TEMP")
