@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -38,6 +38,15 @@ class Done:
 
     text: str
     code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A handler's responses made as the client reads them: ``chunks`` yields untagged
+    responses and returns the Done, so a FETCH of a whole mailbox never sits in memory
+    (STYLE.md on Twisted: "whole messages buffered in memory")."""
+
+    chunks: Generator[bytes, None, Done]
 
 
 _ANY = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})

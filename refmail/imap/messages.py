@@ -5,13 +5,13 @@ COPYUID (RFC 4315), MOVE (RFC 6851) and SORT (RFC 5256)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap import fetch, search, sort
 from refmail.imap.arguments import Arguments
-from refmail.imap.commands import Done
+from refmail.imap.commands import Done, Streamed
 from refmail.imap.mailboxes import decode_name
 from refmail.imap.message import ParsedMessage, parse_message
 from refmail.imap.protocol import Atom, Command, ParenList, Token
@@ -41,6 +41,8 @@ _NEEDS = {
     "RFC822.TEXT": 2,
 }
 _TEXT = fetch.FetchSpec(text="TEXT")
+#: \Seen set by a FETCH is stored every this many messages (and at its end).
+SEEN_BATCH = 256
 #: RFC 4731 3.1 search return options.
 ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
@@ -227,8 +229,9 @@ class MessageCommands:
 
     # ------------------------------------------------------------------ FETCH
 
-    def imap_FETCH(self, cmd: Command) -> Done:
-        """FETCH (RFC 3501 6.4.5); UID FETCH always returns UID (RFC 3501 6.4.8)."""
+    def imap_FETCH(self, cmd: Command) -> Streamed:
+        """FETCH (RFC 3501 6.4.5); UID FETCH always returns UID (RFC 3501 6.4.8).  The
+        arguments are checked now; the responses are made as the client reads them."""
         args = Arguments(cmd.args)
         seqset = args.sequence_set()
         items = parse_fetch_items(args.next("fetch attributes"))
@@ -237,35 +240,45 @@ class MessageCommands:
             items.insert(0, FetchItem("UID"))
         view = self._view()
         targets = view.resolve(seqset, uid=cmd.uid)
+        return Streamed(self._fetch_responses(view, targets, items))
+
+    def _fetch_responses(
+        self, view: SelectedMailbox, targets: list[tuple[int, int]], items: list[FetchItem]
+    ) -> Generator[bytes, None, Done]:
         current = {info.uid: info for info in view.box.messages()}
         sets_seen = not view.readonly and any(item.sets_seen for item in items)
         needs = max(item.needs for item in items)
+        reports_flags = any(item.name == "FLAGS" for item in items)
         seen: dict[int, frozenset[str]] = {}
-        responses = []
         missing = False
         for seq, uid in targets:
             info = current.get(uid)
-            if info is None:
+            try:
+                if info is None:
+                    raise KeyError(uid)
+                data = b""
+                if needs == 2:
+                    data = view.box.read(uid)
+                elif needs == 1:
+                    data = view.box.read_header(uid)
+            except KeyError:  # expunged by another session (RFC 2180 4.1.2)
                 missing = True
                 continue
             flags = info.flags
             if sets_seen and SEEN not in flags:
                 flags = seen[uid] = flags | {SEEN}
-            data = b""
-            if needs == 2:
-                data = view.box.read(uid)
-            elif needs == 1:
-                data = view.box.read_header(uid)
             message = parse_message(data) if needs else None
             parts = [self._fetch_item(item, info, flags, view, message) for item in items]
-            if uid in seen and not any(item.name == "FLAGS" for item in items):
+            if uid in seen and not reports_flags:
                 parts.append(b"FLAGS " + format_flags(flags, uid in view.recent).encode())
-            if any(item.name == "FLAGS" for item in items) or uid in seen:
+            if reports_flags or uid in seen:
                 view.flags[uid] = flags
-            responses.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
+            if len(seen) >= SEEN_BATCH:
+                view.box.set_flags(seen)
+                seen = {}
+            yield b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
         if seen:
             view.box.set_flags(seen)
-        self._out.extend(responses)
         if missing:  # RFC 2180 4.1.2, RFC 5530 EXPUNGEISSUED
             raise IMAPError("NO", "some of the messages were expunged", "EXPUNGEISSUED")
         return Done("FETCH completed")

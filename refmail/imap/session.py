@@ -10,7 +10,7 @@ sans-IO (``refmail/connection.py``): it turns bytes into replies and never block
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import MappingProxyType
 
 from refmail.auth import Authenticator, decode_base64, decode_sasl_plain
@@ -26,7 +26,7 @@ from refmail.errors import (
     StorageError,
 )
 from refmail.imap.arguments import Arguments
-from refmail.imap.commands import COMMANDS, Done, State
+from refmail.imap.commands import COMMANDS, Cmd, Done, State, Streamed
 from refmail.imap.fetch import imap_string
 from refmail.imap.mailboxes import MailboxCommands
 from refmail.imap.messages import MessageCommands
@@ -62,6 +62,9 @@ STORAGE_CODES: tuple[tuple[type[StorageError], str, str], ...] = (
     (StorageError, "UNAVAILABLE", "temporary storage failure"),
 )
 SERVER_ID = (("name", "refmail"), ("vendor", "refmail"))
+#: Output made per turn of a streamed command (FETCH): the connection writes it, then asks
+#: for more through ``wake``/``pending_output``, so memory stays bounded by this much.
+OUTPUT_SLICE = 1 << 20
 
 
 class IMAPService:
@@ -103,6 +106,7 @@ class IMAPSession(MailboxCommands, MessageCommands):
         self._continuation: Callable[[bytes], None] | None = None
         self._continuation_tag = ""
         self._idling = False
+        self._stream: tuple[Command, Cmd, Generator[bytes, None, Done]] | None = None
         self._out: list[bytes] = []
 
     # ------------------------------------------------------------------ the Session contract
@@ -135,7 +139,16 @@ class IMAPSession(MailboxCommands, MessageCommands):
         self._end()
 
     def pending_output(self) -> bytes:
-        """Asynchronous updates for an IDLE client (RFC 2177 3); nothing otherwise."""
+        """The next slice of a streamed command's responses (then the commands that waited
+        behind it), or asynchronous updates for an IDLE client (RFC 2177 3)."""
+        if self._stream is not None and not self.closing:
+            cmd, spec, _ = self._stream
+            outcome = self._guarded(cmd, self._pump)
+            if outcome is not None:
+                self._finish(cmd, spec, *outcome)
+            if self._stream is None and not self.closing:
+                return self._run()
+            return self._flush()
         if not self._idling or self.selected is None or self.closing:
             return b""
         try:
@@ -156,7 +169,7 @@ class IMAPSession(MailboxCommands, MessageCommands):
     # ------------------------------------------------------------------ event loop
 
     def _run(self) -> bytes:
-        while not self.closing and not self.want_tls:
+        while not self.closing and not self.want_tls and self._stream is None:
             event = self.protocol.next_event()
             if event is None:
                 break
@@ -179,6 +192,9 @@ class IMAPSession(MailboxCommands, MessageCommands):
         self._out.append(data)
 
     def _end(self) -> None:
+        if self._stream is not None:
+            self._stream[2].close()
+            self._stream = None
         self.state = State.LOGOUT
         self.closing = True
         self.protocol.close()
@@ -231,27 +247,65 @@ class IMAPSession(MailboxCommands, MessageCommands):
             self.send(tagged(cmd.tag, "BAD", text))
             return
         log.debug("%s command %s", self.conn.peer_ip, cmd.name)
-        status, text, code = "OK", "", None
+        outcome = self._guarded(cmd, lambda: self._start(cmd))
+        if outcome is not None:
+            self._finish(cmd, spec, *outcome)
+
+    def _start(self, cmd: Command) -> Done | None:
+        if cmd.uid and self.selected is not None:
+            # RFC 3501 7.4.1: UID commands may carry EXPUNGE; sent first, the client
+            # renumbers before the command's own responses
+            self._out.extend(self._updates(allow_expunge=True))
+        result = HANDLERS[cmd.name](self, cmd)
+        if isinstance(result, Streamed):
+            self._stream = (cmd, COMMANDS[cmd.name], result.chunks)
+            return self._pump()
+        return result
+
+    def _pump(self) -> Done | None:
+        """One slice of the streamed command's output; its Done once it has no more."""
+        assert self._stream is not None
+        chunks = self._stream[2]
+        size = 0
         try:
-            if cmd.uid and self.selected is not None:
-                # RFC 3501 7.4.1: UID commands may carry EXPUNGE; sent first, the client
-                # renumbers before the command's own responses
-                self._out.extend(self._updates(allow_expunge=True))
-            done = HANDLERS[cmd.name](self, cmd)
-            if done is None:  # answered already, or waits for a continuation line
-                return
-            text, code = done.text, done.code
+            while size < OUTPUT_SLICE:
+                chunk = next(chunks)
+                self._out.append(chunk)
+                size += len(chunk)
+        except StopIteration as stop:
+            self._stream = None
+            return stop.value
+        except BaseException:
+            self._stream = None
+            raise
+        self.wake()  # the handler writes this slice, then calls pending_output for more
+        return None
+
+    def _guarded(
+        self, cmd: Command, call: Callable[[], Done | None]
+    ) -> tuple[str, str, str | None] | None:
+        """Run a command step; the tagged reply it ends with (its Done, or what its exception
+        carries), or None when it is not finished or was answered already.  The one place
+        errors become replies: never an exception's name on the wire."""
+        try:
+            done = call()
         except IMAPError as exc:
-            status, text, code = exc.kind, exc.text, exc.code
+            return exc.kind, exc.text, exc.code
         except MailboxGone:
             self._mailbox_gone()
-            return
+            return None
         except StorageError as exc:
-            status, text, code = "NO", *_storage_reply(exc)
             log.warning("%s: %s failed: %s", self.user, cmd.name, exc)
+            return ("NO", *_storage_reply(exc))
         except Exception:
             log.exception("internal error in IMAP %s", cmd.name)
-            status, text, code = "NO", "internal server error", "SERVERBUG"
+            return "NO", "internal server error", "SERVERBUG"
+        if done is None:
+            return None
+        return "OK", done.text, done.code
+
+    def _finish(self, cmd: Command, spec: Cmd, status: str, text: str, code: str | None) -> None:
+        """Updates the command may carry (RFC 3501 7.4.1), then its tagged reply."""
         if status != "BAD" and self.selected is not None and not self.closing:
             try:
                 self._out.extend(self._updates(allow_expunge=cmd.uid or not spec.uses_seqs))
@@ -483,7 +537,7 @@ def _storage_reply(exc: StorageError) -> tuple[str, str]:
     return "temporary storage failure", "UNAVAILABLE"
 
 
-def _collect_handlers(cls: type) -> Mapping[str, Callable[..., Done | None]]:
+def _collect_handlers(cls: type) -> Mapping[str, Callable[..., Done | Streamed | None]]:
     """``imap_VERB`` methods of the session and its mixins, collected once (STYLE.md 3)."""
     handlers = {}
     for klass in reversed(cls.__mro__):

@@ -123,3 +123,21 @@ def test_curl_fetches_a_message(server):
     assert result.returncode == 0, result.stderr
     assert b"curl was here" in result.stdout
     assert b"Subject: for curl" in result.stdout
+
+
+def test_fetch_of_several_megabytes(server):
+    """A FETCH larger than one output slice reaches the client whole, through the
+    connection's wake-ups."""
+    body = b"".join(b"line %06d of a long message\r\n" % i for i in range(40000))  # ~1.2 MB
+    server.store.ensure_user("alice")
+    for n in range(3):
+        server.store.deliver("alice", b"Subject: big %d\r\n\r\n" % n + body)
+    client = connect(server)
+    client.select("INBOX")
+    typ, data = client.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "OK"
+    messages = [item[1] for item in data if isinstance(item, tuple)]
+    assert len(messages) == 3
+    assert all(m.endswith(body) for m in messages)
+    assert client.noop()[0] == "OK"
+    client.logout()

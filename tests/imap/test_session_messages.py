@@ -205,3 +205,30 @@ def test_esearch(eleven: Client) -> None:
         '* ESEARCH (TAG "A284") UID COUNT 0'
     )
     assert eleven.cmd("A285 SEARCH RETURN (SAVE) ALL")[0].startswith("A285 BAD RETURN options")
+
+
+def test_big_fetch_is_streamed_in_slices(env: Env) -> None:
+    """FETCH output is made as the client reads it: one slice per turn, then wake-ups; a
+    command pipelined behind it waits for it (STYLE.md 11)."""
+    from refmail.imap.session import OUTPUT_SLICE
+
+    body = ("x" * 99 + "\r\n") * 6000  # 600 kB
+    for n in range(3):
+        env.deliver("alice", f"big {n}", body=body)
+    client = env.session()
+    client.login()
+    client.select()
+    env.wakes.clear()
+    first = client.send(b"a FETCH 1:* BODY.PEEK[]\r\nb NOOP\r\n", bytewise=False)
+    assert OUTPUT_SLICE <= len(first) < 2 * OUTPUT_SLICE
+    assert b"a OK" not in first and b"b OK" not in first
+    assert env.wakes
+    rest = b""
+    for _ in range(10):
+        more = client.session.pending_output()
+        if not more:
+            break
+        rest += more
+    everything = first + rest
+    assert everything.count(b" FETCH (BODY[] {") == 3
+    assert everything.endswith(b"a OK FETCH completed\r\nb OK NOOP completed\r\n")
