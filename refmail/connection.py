@@ -39,11 +39,13 @@ class Session(Protocol):
     Order: ``start()`` once; then ``receive_data(chunk)`` for each chunk read; after writing
     each output the handler checks ``want_tls`` (upgrade the socket, then call
     ``tls_started()``, whose output it writes too) and ``closing`` (close the connection).
-    On EOF or a socket error the handler calls ``connection_lost()``; on the idle timeout it
-    writes ``timed_out()`` and closes; on server shutdown it writes ``shutting_down()`` and
-    closes.  When the session was given a ``wake`` callable and calls it (from any thread),
-    the handler calls ``pending_output()`` from its own thread and writes the result: this is
-    how IMAP IDLE and other asynchronous updates reach the client without polling.
+    On the idle timeout it writes ``timed_out()`` and closes; on server shutdown it writes
+    ``shutting_down()`` and closes.  At the end of every connection, whatever ended it (the
+    session closing, EOF, a socket error, a timeout, shutdown), the handler calls
+    ``connection_lost()`` exactly once, so the session frees what it holds.  When the session
+    was given a ``wake`` callable and calls it (from any thread), the handler calls
+    ``pending_output()`` from its own thread and writes the result: this is how IMAP IDLE and
+    other asynchronous updates reach the client without polling.
     """
 
     want_tls: bool

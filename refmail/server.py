@@ -32,7 +32,7 @@ WRITE_TIMEOUT = 120.0
 RECV_SIZE = 65536
 
 #: What a client hears when a connection limit is reached, before the session exists.
-#: SMTP: RFC 5321 3.8 (421 and close); POP3: RFC 2449 8.1.2 [SYS/TEMP]; IMAP: RFC 3501 7.1.5 BYE.
+#: SMTP: RFC 5321 3.8 (421 and close); POP3: RFC 3206 [SYS/TEMP]; IMAP: RFC 3501 7.1.5 BYE.
 BUSY_REPLIES = {
     "smtp": b"421 4.7.0 Too many connections, try again later\r\n",
     "pop3": b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
@@ -174,6 +174,10 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 tls=service in IMPLICIT_TLS,
             )
             session = self.server.factory(conn, self.wake)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("%s: connection from %s failed: %s", service, self.peer_ip, exc)
+            return
+        try:
             self.sock.settimeout(WRITE_TIMEOUT)
             self._write(session.start())
             self._run(session)
@@ -181,6 +185,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             log.debug("%s: connection from %s ended: %s", service, self.peer_ip, exc)
         except Exception:
             log.exception("%s: connection handler failed", service)
+        finally:
+            # Whatever ended the connection (QUIT, EOF, a socket error, a timeout, shutdown),
+            # the session hears of it once, so it can free what it holds (a POP3 maildrop
+            # claim, IMAP listeners) and drop an unfinished transaction.
+            session.connection_lost()
 
     def _after_output(self, session: Session) -> bool:
         """Act on the session's flags after its output was written; False to close."""
@@ -208,7 +217,6 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 if pending_tls or any(k.data == "client" for k, _ in events):
                     data = self.sock.recv(RECV_SIZE)
                     if not data:
-                        session.connection_lost()
                         return
                     self._write(session.receive_data(data))
                     old_sock = self.sock
@@ -224,8 +232,12 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     except BlockingIOError:
                         pass
                     self._write(session.pending_output())
-                    if session.closing:
+                    old_sock = self.sock
+                    if not self._after_output(session):
                         return
+                    if self.sock is not old_sock:
+                        selector.unregister(key.fileobj)
+                        key = selector.register(self.sock, selectors.EVENT_READ, "client")
 
 
 class Server:
