@@ -7,6 +7,7 @@ import datetime
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from refmail.errors import IMAPError
 from refmail.imap.protocol import Atom, ParenList, String, Token
@@ -15,7 +16,7 @@ from refmail.imap.protocol import Atom, ParenList, String, Token
 MAX_NUMBER = 2**32 - 1
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTH_NUMBER = {m.upper(): i for i, m in enumerate(_MONTHS, 1)}
+_MONTH_NUMBER = MappingProxyType({m.upper(): i for i, m in enumerate(_MONTHS, 1)})
 _DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")
 _DATE_TIME = re.compile(
     r"([ \d]?\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z"
@@ -200,6 +201,6 @@ def format_date_time(moment: datetime.datetime) -> str:
     minutes = abs(minutes)
     return (
         f'"{moment.day:02d}-{_MONTHS[moment.month - 1]}-{moment.year:04d} '
-        f'{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} '
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} "
         f'{sign}{minutes // 60:02d}{minutes % 60:02d}"'
     )

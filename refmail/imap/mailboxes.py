@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from refmail.errors import IMAPError, MailboxExists, NoSuchMailbox
@@ -28,13 +29,15 @@ if TYPE_CHECKING:
 INBOX = "INBOX"
 DELIMITER = "/"
 #: RFC 6154 2 attributes, for the mailboxes made at first login (Dovecot's default names).
-SPECIAL_USE = {
-    "Drafts": "\\Drafts",
-    "Sent": "\\Sent",
-    "Trash": "\\Trash",
-    "Junk": "\\Junk",
-    "Archive": "\\Archive",
-}
+SPECIAL_USE = MappingProxyType(
+    {
+        "Drafts": "\\Drafts",
+        "Sent": "\\Sent",
+        "Trash": "\\Trash",
+        "Junk": "\\Junk",
+        "Archive": "\\Archive",
+    }
+)
 #: RFC 3501 6.3.1: the flags a client may set here; PERMANENTFLAGS adds \* for keywords.
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 #: RFC 3501 6.3.10 STATUS data items.
@@ -328,7 +331,7 @@ class MailboxCommands:
         return out
 
     def _send_list(self, verb: str, name: str, attributes: list[str]) -> None:
-        line = f"* {verb} ({' '.join(attributes)}) \"/\" ".encode() + encode_name(name)
+        line = f'* {verb} ({" ".join(attributes)}) "/" '.encode() + encode_name(name)
         self.send(line + b"\r\n")
 
     # ------------------------------------------------------------------ STATUS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap import fetch, search, sort
@@ -22,24 +23,28 @@ from refmail.store.model import normalize_flags
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
 #: RFC 3501 6.4.5 macros.
-FETCH_MACROS = {
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
-}
+FETCH_MACROS = MappingProxyType(
+    {
+        "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+        "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+        "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+    }
+)
 #: What each simple item needs of the message: nothing (index data), its header, or all of it.
-_NEEDS = {
-    "UID": 0,
-    "FLAGS": 0,
-    "INTERNALDATE": 0,
-    "RFC822.SIZE": 0,
-    "ENVELOPE": 1,
-    "RFC822.HEADER": 1,
-    "BODY": 2,
-    "BODYSTRUCTURE": 2,
-    "RFC822": 2,
-    "RFC822.TEXT": 2,
-}
+_NEEDS = MappingProxyType(
+    {
+        "UID": 0,
+        "FLAGS": 0,
+        "INTERNALDATE": 0,
+        "RFC822.SIZE": 0,
+        "ENVELOPE": 1,
+        "RFC822.HEADER": 1,
+        "BODY": 2,
+        "BODYSTRUCTURE": 2,
+        "RFC822": 2,
+        "RFC822.TEXT": 2,
+    }
+)
 _TEXT = fetch.FetchSpec(text="TEXT")
 #: \Seen set by a FETCH is stored every this many messages (and at its end).
 SEEN_BATCH = 256

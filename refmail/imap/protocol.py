@@ -193,7 +193,7 @@ class IMAPProtocol:
             line = self._take_line()
             if line is None:
                 if mode == _DISCARD_LINE:  # keep only what could be a "{n+}" at its end
-                    del self._buf[: -_LITERAL_TAIL]
+                    del self._buf[:-_LITERAL_TAIL]
                     self._scan_from = len(self._buf)
                 elif len(self._buf) > self.max_line:  # an endless continuation line
                     return self._too_long()

@@ -550,4 +550,3 @@ def _collect_handlers(cls: type) -> Mapping[str, Callable[..., Done | Streamed |
 
 
 HANDLERS = _collect_handlers(IMAPSession)
-

@@ -115,8 +115,15 @@ def test_curl_fetches_a_message(server):
     deliver(server, "alice@example.test", "for curl", body="curl was here")
     host, port = server.address("imap")
     result = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "-u", "alice:alice-pw",
-         f"imap://{host}:{port}/INBOX;UID=1"],
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-u",
+            "alice:alice-pw",
+            f"imap://{host}:{port}/INBOX;UID=1",
+        ],
         capture_output=True,
         timeout=20,
     )
