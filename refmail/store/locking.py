@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -115,26 +116,42 @@ class FileLock:
         return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
 
     def _take_dotlock(self, deadline: float) -> None:
+        """Create ``PATH.lock`` holding our pid, atomically: the pid goes into a private file
+        first, which is then hard-linked to the lock name (link fails if the name exists), as
+        liblockfile and Dovecot do.  A crash can therefore never leave an empty dotlock that
+        only the five-minute age rule could break."""
         interval = FIRST_POLL_INTERVAL
-        while True:
+        private = self.dotlock.with_name(
+            f".{self.dotlock.name}.{os.getpid()}.{threading.get_ident()}"
+        )
+        try:
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-                fd = os.open(self.dotlock, flags, 0o600)
-            except FileExistsError:
-                self._break_if_stale()
-            except OSError as exc:
-                raise StorageError(f"cannot create dotlock: {exc.strerror}") from exc
-            else:
+                os.write(fd, b"%d\n" % os.getpid())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot create dotlock: {exc.strerror}") from exc
+        try:
+            while True:
                 try:
-                    os.write(fd, b"%d\n" % os.getpid())
-                finally:
-                    os.close(fd)
-                self._have_dotlock = True
-                return
-            if time.monotonic() >= deadline:
-                raise LockTimeout("mailbox is dotlocked by another program")
-            time.sleep(interval)
-            interval = min(interval * 2, MAX_POLL_INTERVAL)
+                    os.link(private, self.dotlock)
+                except FileExistsError:
+                    self._break_if_stale()
+                except OSError as exc:
+                    raise StorageError(f"cannot create dotlock: {exc.strerror}") from exc
+                else:
+                    self._have_dotlock = True
+                    return
+                if time.monotonic() >= deadline:
+                    raise LockTimeout("mailbox is dotlocked by another program")
+                time.sleep(interval)
+                interval = min(interval * 2, MAX_POLL_INTERVAL)
+        finally:
+            try:
+                os.unlink(private)
+            except FileNotFoundError:
+                pass
 
     def _break_if_stale(self) -> None:
         """Remove a dotlock left by a crash: too old, or naming a process that is gone
