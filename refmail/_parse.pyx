@@ -8,7 +8,7 @@ exceptions with the same messages; ``tests/parse`` checks that with hypothesis.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
 import ipaddress
@@ -409,18 +409,22 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
     """Unstuff DATA content and find its end (RFC 5321 4.1.1.4, 4.5.2); see ``_parse.pyi``."""
     cdef cbytes p = _chars(buf)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
-    cdef Py_ssize_t pos = 0, o = 0, lf, start, cut, i, consumed
+    cdef Py_ssize_t pos = 0, o = 0, lf, start, cut, i, consumed, cap
     cdef bint at_line_start, prev_crlf, done = False
     cdef int flags = 0
     cdef unsigned char high = 0
     cdef unsigned char *out
+    cdef unsigned char *grown
+    cdef bint out_of_memory = False
     if max_line < 3:
         # A shorter limit would cut the terminator line itself into pieces.
         raise ValueError("max_line must be at least 3")
     at_line_start = (state & AT_LINE_START) != 0
     prev_crlf = (state & PREV_CRLF) != 0
-    # Each LF may gain a CR, so the output is at most twice the input.
-    out = <unsigned char *>malloc(2 * n + 1)
+    # Without bare LFs the output is never longer than the input; each bare LF adds a CR,
+    # and the buffer grows only then (a 2n buffer up front costs page faults on 1 MB reads).
+    cap = n + 64
+    out = <unsigned char *>malloc(cap)
     if out == NULL:
         raise MemoryError()
     try:
@@ -440,6 +444,13 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 start = pos
                 if at_line_start and p[pos] == 0x2E:  # RFC 5321 4.5.2 transparency
                     start += 1
+                if o + lf + 2 - start > cap:
+                    grown = <unsigned char *>realloc(out, 2 * cap + lf + 2 - start)
+                    if grown == NULL:
+                        out_of_memory = True
+                        break
+                    out = grown
+                    cap = 2 * cap + lf + 2 - start
                 if lf > start and p[lf - 1] == 13:
                     memcpy(out + o, p + start, lf + 1 - start)
                     o += lf + 1 - start
@@ -454,6 +465,9 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                     prev_crlf = False
                 at_line_start = True
                 pos = lf + 1
+            if out_of_memory:
+                with gil:
+                    raise MemoryError()
             if done:
                 state = INITIAL
                 consumed = pos + 3
@@ -465,6 +479,12 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 start = pos
                 if at_line_start and p[pos] == 0x2E:
                     start += 1
+                if o + pos + cut - start > cap:
+                    grown = <unsigned char *>realloc(out, o + pos + cut - start)
+                    if grown == NULL:
+                        with gil:
+                            raise MemoryError()
+                    out = grown
                 memcpy(out + o, p + start, pos + cut - start)
                 o += pos + cut - start
                 flags |= LONG_LINE

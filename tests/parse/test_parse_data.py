@@ -256,3 +256,13 @@ def test_dot_stuff_then_read_data_round_trips(parse_impl, lines) -> None:
     stream = parse_impl.dot_stuff(message) + b".\r\n"
     content, _, done, rest = receive(parse_impl, stream, max(len(stream), 1))
     assert (content, done, rest) == (message, True, b"")
+
+
+def test_many_bare_lf_lines_grow_the_output(parse_impl) -> None:
+    lf_text = b"".join(b"line %d\n" % number for number in range(5000)) + b"..dot\n\n"
+    stream = lf_text + b"end\r\n.\r\n"
+    expected = lf_text.replace(b"\n", b"\r\n").replace(b"\r\n..dot", b"\r\n.dot") + b"end\r\n"
+    assert all_ways(parse_impl, stream) == (expected, parse_impl.DATA_BARE_LF, True, b"")
+    # Only bare LFs: every byte of output beyond the input is a CR.
+    out, consumed, done, _, _ = parse_impl.read_data(b"\n" * 100_000, 3, MAX_LINE)
+    assert (out, consumed, done) == (b"\r\n" * 100_000, 100_000, False)
