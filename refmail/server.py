@@ -101,7 +101,43 @@ class Listener(socketserver.ThreadingTCPServer):
         self.stopping = stopping
         self.handlers: set[ConnectionHandler] = set()
         self.handlers_lock = threading.Lock()
+        self._stop_requested = False
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__(address, ConnectionHandler)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """socketserver's accept loop, woken at once by ``shutdown()`` through a socketpair
+        instead of polling every ``poll_interval`` (which made every stop cost half a second)."""
+        self._loop_done.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stop_requested:
+                    ready = selector.select()
+                    if self._stop_requested:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()  # BaseServer's accept-and-dispatch step
+                    self.service_actions()
+        finally:
+            self._loop_done.set()
+
+    def shutdown(self) -> None:
+        """Stop the accept loop and wait for it (safe before, during or after serving)."""
+        self._stop_requested = True
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+        self._loop_done.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     @property
     def port(self) -> int:
@@ -329,7 +365,6 @@ class Server:
         for service, listener in self.listeners.items():
             thread = threading.Thread(
                 target=listener.serve_forever,
-                kwargs={"poll_interval": 0.5},
                 name=f"refmail-{service}",
                 daemon=True,
             )
@@ -345,16 +380,8 @@ class Server:
         if self.stopping.is_set():
             return
         self.stopping.set()
-        # socketserver's shutdown() waits for the serve loop's next poll: stop all at once.
-        stoppers = [
-            threading.Thread(target=listener.shutdown, daemon=True)
-            for listener in self.listeners.values()
-        ]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join(timeout)
         for listener in self.listeners.values():
+            listener.shutdown()
             listener.server_close()
         for listener in self.listeners.values():
             listener.wake_all()
