@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: scrypt cost: N=2**14, r=8 uses 16 MiB and ~50 ms; RFC 7914 section 2 and OWASP's minimum.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+#: For throwaway test servers only (refmail.embedded): N=2**4 hashes in microseconds and
+#: protects nothing.  Never use it for a users file that guards real mail.
+TEST_SCRYPT_N = 2**4
 SCHEME = "{SCRYPT}"
 #: User names double as file names under mail/ and as local parts: keep them plain.
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
@@ -35,13 +38,17 @@ def valid_user_name(name: str) -> bool:
     return bool(USER_NAME.match(name)) and ".." not in name
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, *, cost: int = SCRYPT_N) -> str:
+    """A ``{SCRYPT}`` hash with a random salt.  ``cost`` is scrypt's N (a power of two);
+    lower it only for throwaway test servers (``TEST_SCRYPT_N``): the default is the safe one."""
+    if cost < 2 or cost & (cost - 1):
+        raise ValueError("scrypt cost must be a power of two, at least 2")
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+        password.encode("utf-8"), salt=salt, n=cost, r=SCRYPT_R, p=SCRYPT_P, dklen=32
     )
     b64 = base64.b64encode
-    return f"{SCHEME}{SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+    return f"{SCHEME}{cost}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -112,7 +119,8 @@ class UserDB:
         with self._lock:
             return name.lower() in self._load()
 
-    def add(self, name: str, password: str) -> None:
+    def add(self, name: str, password: str, *, cost: int = SCRYPT_N) -> None:
+        """Add a user; ``cost`` as for ``hash_password`` (lower only in test servers)."""
         name = name.lower()
         if not valid_user_name(name):
             raise AuthError(f"invalid user name {name!r}: use a-z, 0-9, '.', '_', '-'")
@@ -120,7 +128,7 @@ class UserDB:
             users = dict(self._load())
             if name in users:
                 raise AuthError(f"user {name!r} exists")
-            users[name] = hash_password(password)
+            users[name] = hash_password(password, cost=cost)
             self._save(users)
 
     def set_password(self, name: str, password: str) -> None:
