@@ -49,6 +49,10 @@ class Streamed:
     chunks: Generator[bytes, None, Done]
 
 
+#: Output made per turn of a streamed command (FETCH): the connection writes it, then asks
+#: for more through ``wake``/``pending_output``, so memory stays bounded by this much.
+OUTPUT_SLICE = 1 << 20
+
 _ANY = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})
 _NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
 _AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})

@@ -72,8 +72,14 @@ def internaldate(moment: datetime.datetime) -> bytes:
 
 
 def _address(address: Address) -> bytes:
-    return _list([imap_string(address.name), imap_string(address.route),
-                  imap_string(address.mailbox), imap_string(address.host)])
+    return _list(
+        [
+            imap_string(address.name),
+            imap_string(address.route),
+            imap_string(address.mailbox),
+            imap_string(address.host),
+        ]
+    )
 
 
 def _address_list(raw: bytes | None) -> bytes:
@@ -159,8 +165,14 @@ def _body(message: ParsedMessage, part: Part, extensible: bool) -> bytes:
         out = b"".join(_body(message, child, extensible) for child in part.children)
         out += b" " + imap_string(part.subtype.upper())
         if extensible:
-            out += b" " + b" ".join([_params(part.params), _disposition(part), _language(part),
-                                     _stripped(part, "Content-Location")])
+            out += b" " + b" ".join(
+                [
+                    _params(part.params),
+                    _disposition(part),
+                    _language(part),
+                    _stripped(part, "Content-Location"),
+                ]
+            )
         return b"(" + out + b")"
     items = [
         imap_string(part.maintype.upper()),
@@ -172,13 +184,20 @@ def _body(message: ParsedMessage, part: Part, extensible: bool) -> bytes:
         b"%d" % (part.end - part.body_start),
     ]
     if part.message is not None:
-        items += [_envelope(part.message), _body(message, part.message, extensible),
-                  b"%d" % message.lines(part)]
+        items += [
+            _envelope(part.message),
+            _body(message, part.message, extensible),
+            b"%d" % message.lines(part),
+        ]
     elif part.maintype == "text":
         items.append(b"%d" % message.lines(part))
     if extensible:
-        items += [_stripped(part, "Content-MD5"), _disposition(part), _language(part),
-                  _stripped(part, "Content-Location")]
+        items += [
+            _stripped(part, "Content-MD5"),
+            _disposition(part),
+            _language(part),
+            _stripped(part, "Content-Location"),
+        ]
     return _list(items)
 
 
@@ -263,8 +282,7 @@ def parse_fetch_att(att: str) -> FetchSpec:
     if paren and text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         raise ValueError("a field list only follows HEADER.FIELDS[.NOT]")
     partial = (int(match.group(3)), int(match.group(4))) if match.group(3) else None
-    return FetchSpec(tuple(part), text, fields, partial,
-                     peek=match.group(1).upper() == "BODY.PEEK")
+    return FetchSpec(tuple(part), text, fields, partial, peek=match.group(1).upper() == "BODY.PEEK")
 
 
 def _field_names(text: str) -> tuple[str, ...]:
@@ -286,8 +304,10 @@ def format_section_name(spec: FetchSpec) -> bytes:
     name = b"BODY[" + ".".join(pieces).encode("ascii")
     if spec.fields:
         # Quoted strings with escapes, never literals: the name is one line (RFC 3501 9 quoted).
-        quoted = [b'"' + f.encode("ascii").replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-                  for f in spec.fields]
+        quoted = [
+            b'"' + f.encode("ascii").replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+            for f in spec.fields
+        ]
         name += b" " + _list(quoted)
     name += b"]"
     if spec.partial is not None:
@@ -320,8 +340,9 @@ def _find_part(root: Part, path: tuple[int, ...]) -> tuple[Part, bool] | None:
 def _header_fields(message: ParsedMessage, part: Part, spec: FetchSpec) -> bytes:
     wanted = {f.lower().encode("ascii") for f in spec.fields}
     keep = spec.text == "HEADER.FIELDS"
-    chosen = [message.data[f.start : f.end] for f in part.fields
-              if (f.name.lower() in wanted) == keep]
+    chosen = [
+        message.data[f.start : f.end] for f in part.fields if (f.name.lower() in wanted) == keep
+    ]
     # RFC 3501 6.4.5: "the blank line is included in all header fetches, except in the case
     # of a message which has no body and no blank line": the header's own blank line, if any.
     header_end = part.fields[-1].end if part.fields else part.start

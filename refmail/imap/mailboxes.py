@@ -131,9 +131,7 @@ class MailboxCommands:
             box = self.store.mailbox(self.user, name)
         except NoSuchMailbox:
             raise IMAPError("NO", "no such mailbox", "NONEXISTENT") from None
-        view = SelectedMailbox(
-            box, user=self.user, name=name, readonly=readonly, recent=self.service.recent
-        )
+        view = SelectedMailbox(box, user=self.user, name=name, readonly=readonly)
         flags = " ".join(SYSTEM_FLAGS)
         permanent = "" if readonly else f"{flags} \\*"
         unseen = view.first_unseen
@@ -187,7 +185,6 @@ class MailboxCommands:
             self.deselect()  # RFC 7162 3.2.11 / RFC 3501 leaves it open: stop using it first
             self.send(b"* OK [CLOSED] the selected mailbox is being deleted\r\n")
         self.store.delete_mailbox(self.user, name)
-        self.service.recent.forget((self.user, name))
         return Done("DELETE completed")
 
     def imap_RENAME(self, cmd: Command) -> Done:
@@ -209,7 +206,6 @@ class MailboxCommands:
             self.deselect()
             self.send(b"* OK [CLOSED] the selected mailbox is being renamed\r\n")
         self.store.rename_mailbox(self.user, old, new)
-        self.service.recent.forget((self.user, old))
         return Done("RENAME completed")
 
     @staticmethod
@@ -353,9 +349,7 @@ class MailboxCommands:
         infos = box.messages()
         values = {
             "MESSAGES": len(infos),
-            "RECENT": len(
-                self.service.recent.take((self.user, name), [i.uid for i in infos], claim=False)
-            ),
+            "RECENT": sum(1 for i in infos if i.recent),
             "UIDNEXT": box.uidnext,
             "UIDVALIDITY": box.uidvalidity,
             "UNSEEN": sum(1 for i in infos if "\\Seen" not in i.flags),

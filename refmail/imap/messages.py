@@ -12,7 +12,7 @@ from types import MappingProxyType
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap import fetch, search, sort
 from refmail.imap.arguments import Arguments
-from refmail.imap.commands import Done, Streamed
+from refmail.imap.commands import OUTPUT_SLICE, Done, Streamed
 from refmail.imap.mailboxes import decode_name
 from refmail.imap.message import ParsedMessage, parse_message
 from refmail.imap.protocol import Atom, Command, ParenList, Token
@@ -46,8 +46,12 @@ _NEEDS = MappingProxyType(
     }
 )
 _TEXT = fetch.FetchSpec(text="TEXT")
-#: \Seen set by a FETCH is stored every this many messages (and at its end).
-SEEN_BATCH = 256
+#: Items the index caches per message once computed (DESIGN.md "On disk": envelope data):
+#: their response bytes never change for a UID (RFC 3501 2.3.1.1).
+CACHED_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
+#: FETCH reads at most this many messages under one mailbox lock, then lets go of it before
+#: the responses are written (STYLE.md 12); \Seen it sets is stored once per batch.
+FETCH_BATCH = 256
 #: RFC 4731 3.1 search return options.
 ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
@@ -250,43 +254,84 @@ class MessageCommands:
     def _fetch_responses(
         self, view: SelectedMailbox, targets: list[tuple[int, int]], items: list[FetchItem]
     ) -> Generator[bytes, None, Done]:
+        """Responses in batches: each batch is read under one lock (``Mailbox.reading``),
+        made while it is held (no network I/O), and yielded after it is released."""
         current = {info.uid: info for info in view.box.messages()}
-        sets_seen = not view.readonly and any(item.sets_seen for item in items)
-        needs = max(item.needs for item in items)
-        reports_flags = any(item.name == "FLAGS" for item in items)
-        seen: dict[int, frozenset[str]] = {}
         missing = False
-        for seq, uid in targets:
-            info = current.get(uid)
-            try:
-                if info is None:
-                    raise KeyError(uid)
-                data = b""
-                if needs == 2:
-                    data = view.box.read(uid)
-                elif needs == 1:
-                    data = view.box.read_header(uid)
-            except KeyError:  # expunged by another session (RFC 2180 4.1.2)
-                missing = True
-                continue
-            flags = info.flags
-            if sets_seen and SEEN not in flags:
-                flags = seen[uid] = flags | {SEEN}
-            message = parse_message(data) if needs else None
-            parts = [self._fetch_item(item, info, flags, view, message) for item in items]
-            if uid in seen and not reports_flags:
-                parts.append(b"FLAGS " + format_flags(flags, uid in view.recent).encode())
-            if reports_flags or uid in seen:
-                view.flags[uid] = flags
-            if len(seen) >= SEEN_BATCH:
-                view.box.set_flags(seen)
-                seen = {}
-            yield b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
-        if seen:
-            view.box.set_flags(seen)
+        start = 0
+        while start < len(targets):
+            responses, start, gone = self._fetch_batch(view, targets, start, items, current)
+            missing = missing or gone
+            yield from responses
         if missing:  # RFC 2180 4.1.2, RFC 5530 EXPUNGEISSUED
             raise IMAPError("NO", "some of the messages were expunged", "EXPUNGEISSUED")
         return Done("FETCH completed")
+
+    def _fetch_batch(
+        self,
+        view: SelectedMailbox,
+        targets: list[tuple[int, int]],
+        start: int,
+        items: list[FetchItem],
+        current: dict[int, MessageInfo],
+    ) -> tuple[list[bytes], int, bool]:
+        """Responses for ``targets[start:]`` up to FETCH_BATCH messages or OUTPUT_SLICE
+        bytes; the index of the next target; whether some message was expunged."""
+        sets_seen = not view.readonly and any(item.sets_seen for item in items)
+        reports_flags = any(item.name == "FLAGS" for item in items)
+        cacheable = [item.name for item in items if item.spec is None and item.name in CACHED_ITEMS]
+        seen: dict[int, frozenset[str]] = {}
+        responses: list[bytes] = []
+        size = 0
+        missing = False
+        position = start
+        batch = targets[start : start + FETCH_BATCH]
+        with view.box.reading() as reader:
+            cache = reader.cached(uid for _, uid in batch) if cacheable else {}
+            computed: dict[tuple[int, str], bytes] = {}
+            for seq, uid in batch:
+                if size >= OUTPUT_SLICE:
+                    break
+                position += 1
+                info = current.get(uid)
+                needs = max(
+                    (0 if (uid, item.name) in cache else item.needs for item in items),
+                    default=0,
+                )
+                try:
+                    if info is None:
+                        raise KeyError(uid)
+                    data = b""
+                    if needs == 2:
+                        data = reader.read(uid)
+                    elif needs == 1:
+                        data = reader.read_header(uid)
+                except KeyError:  # expunged by another session (RFC 2180 4.1.2)
+                    missing = True
+                    continue
+                flags = info.flags
+                if sets_seen and SEEN not in flags:
+                    flags = seen[uid] = flags | {SEEN}
+                message = parse_message(data) if needs else None
+                parts = []
+                for item in items:
+                    value = cache.get((uid, item.name))
+                    if value is None:
+                        value = self._fetch_item(item, info, flags, view, message)
+                        if item.name in cacheable:
+                            computed[(uid, item.name)] = value
+                    parts.append(value)
+                if uid in seen and not reports_flags:
+                    parts.append(b"FLAGS " + format_flags(flags, uid in view.recent).encode())
+                if reports_flags or uid in seen:
+                    view.flags[uid] = flags
+                response = b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+                responses.append(response)
+                size += len(response)
+            reader.put_cached(computed)
+        if seen:
+            view.box.set_flags(seen)
+        return responses, position, missing
 
     def _fetch_item(
         self,

@@ -38,19 +38,30 @@ MAX_SEARCH_DEPTH = 64
 #: RFC 3501 9: number is a 32-bit unsigned integer.
 MAX_NUMBER = 2**32 - 1
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
+    )
+}
 _DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")  # RFC 3501 9 date-text
 _SEQUENCE_SET = re.compile(r"[0-9*:,]+\Z")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 2.2 ftext
 _SYSTEM_FLAGS = {
-    "ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
-    "FLAGGED": "\\Flagged", "SEEN": "\\Seen",
+    "ANSWERED": "\\Answered",
+    "DELETED": "\\Deleted",
+    "DRAFT": "\\Draft",
+    "FLAGGED": "\\Flagged",
+    "SEEN": "\\Seen",
 }
 _ADDRESS_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
 _DATE_KEYS = {
-    "BEFORE": ("internal", "before"), "ON": ("internal", "on"), "SINCE": ("internal", "since"),
-    "SENTBEFORE": ("sent", "before"), "SENTON": ("sent", "on"), "SENTSINCE": ("sent", "since"),
+    "BEFORE": ("internal", "before"),
+    "ON": ("internal", "on"),
+    "SINCE": ("internal", "since"),
+    "SENTBEFORE": ("sent", "before"),
+    "SENTON": ("sent", "on"),
+    "SENTSINCE": ("sent", "since"),
 }
 
 
@@ -152,8 +163,18 @@ class And:
 
 
 SearchKey = (
-    All | HasFlag | Recent | HeaderContains | BodyContains | TextContains | DateKey | SizeKey
-    | SeqSetKey | Not | Or | And
+    All
+    | HasFlag
+    | Recent
+    | HeaderContains
+    | BodyContains
+    | TextContains
+    | DateKey
+    | SizeKey
+    | SeqSetKey
+    | Not
+    | Or
+    | And
 )
 
 
@@ -490,8 +511,9 @@ def matches(key: SearchKey, view: MessageView, context: SearchContext | None = N
     return _Evaluator(view, context).test(key)
 
 
-def search(key: SearchKey, views: Iterable[MessageView],
-           context: SearchContext | None = None) -> list[MessageView]:
+def search(
+    key: SearchKey, views: Iterable[MessageView], context: SearchContext | None = None
+) -> list[MessageView]:
     """The views that match, in the order given."""
     return [view for view in views if matches(key, view, context)]
 

@@ -26,7 +26,7 @@ from refmail.errors import (
     StorageError,
 )
 from refmail.imap.arguments import Arguments
-from refmail.imap.commands import COMMANDS, Cmd, Done, State, Streamed
+from refmail.imap.commands import COMMANDS, OUTPUT_SLICE, Cmd, Done, State, Streamed
 from refmail.imap.fetch import imap_string
 from refmail.imap.mailboxes import MailboxCommands
 from refmail.imap.messages import MessageCommands
@@ -42,7 +42,7 @@ from refmail.imap.protocol import (
     status_response,
     tagged,
 )
-from refmail.imap.view import MailboxGone, RecentTracker, SelectedMailbox
+from refmail.imap.view import MailboxGone, SelectedMailbox
 from refmail.store import MailStore
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,10 @@ STORAGE_CODES: tuple[tuple[type[StorageError], str, str], ...] = (
     (StorageError, "UNAVAILABLE", "temporary storage failure"),
 )
 SERVER_ID = (("name", "refmail"), ("vendor", "refmail"))
-#: Output made per turn of a streamed command (FETCH): the connection writes it, then asks
-#: for more through ``wake``/``pending_output``, so memory stays bounded by this much.
-OUTPUT_SLICE = 1 << 20
 
 
 class IMAPService:
-    """Made once per server: what every IMAP session shares (auth, the store, \\Recent)."""
+    """Made once per server: what every IMAP session shares (auth, the store)."""
 
     def __init__(
         self, config: Config, *, auth: Authenticator, store: MailStore, tls_available: bool
@@ -77,7 +74,6 @@ class IMAPService:
         self.auth = auth
         self.store = store
         self.tls_available = tls_available
-        self.recent = RecentTracker()
 
     def new_session(self, conn: ConnectionInfo, wake: Callable[[], None]) -> IMAPSession:
         return IMAPSession(self, conn, wake)

@@ -1,5 +1,6 @@
 """One session's view of its selected mailbox: message sequence numbers, the flags the client
-was last told, \\Recent, and the untagged updates other sessions' changes cause.
+was last told, the messages \\Recent to it, and the untagged updates other sessions' changes
+cause.
 
 Every session numbers messages for itself (RFC 3501 2.3.1.2).  Changes made elsewhere reach
 it through the store's listener, which only marks the view stale (it runs on another thread and
@@ -11,42 +12,17 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap.arguments import SequenceSet
-from refmail.store import Mailbox
+from refmail.store import Mailbox, MessageInfo
 
 RECENT = "\\Recent"
 
 
 class MailboxGone(Exception):
     """The selected mailbox was deleted, renamed or recreated (new UIDVALIDITY) elsewhere."""
-
-
-class RecentTracker:
-    """RFC 3501 2.3.2 \\Recent: a message is recent in the first session that selects its
-    mailbox after it arrived, and in no other.  Kept per mailbox by the highest UID already
-    handed to a session; shared by every session of one server (the store keeps no session
-    state).  After a restart every message is new to the first session again."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._claimed: dict[tuple[str, str], int] = {}
-
-    def take(self, key: tuple[str, str], uids: Iterable[int], *, claim: bool) -> set[int]:
-        """The UIDs among ``uids`` still recent; ``claim`` makes them recent here only
-        (SELECT does, EXAMINE and STATUS do not: RFC 3501 6.3.2, 6.3.10)."""
-        with self._lock:
-            top = self._claimed.get(key, 0)
-            recent = {uid for uid in uids if uid > top}
-            if claim and recent:
-                self._claimed[key] = max(recent)
-            return recent
-
-    def forget(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._claimed.pop(key, None)
 
 
 def format_flags(flags: Iterable[str], recent: bool = False) -> str:
@@ -67,14 +43,11 @@ class SelectedMailbox:
         user: str,
         name: str,
         readonly: bool,
-        recent: RecentTracker,
     ) -> None:
         self.box = box
         self.user = user
         self.name = name
         self.readonly = readonly
-        self.key = (user, name)
-        self._tracker = recent
         self._lock = threading.Lock()
         self._stale = False
         self._wake: Callable[[], None] | None = None
@@ -92,8 +65,19 @@ class SelectedMailbox:
         self.first_unseen = next(
             (n for n, info in enumerate(infos, 1) if "\\Seen" not in info.flags), None
         )
-        self.recent = recent.take(self.key, self.uids, claim=not readonly)
+        #: RFC 3501 2.3.2: the messages recent in this session (and in no other)
+        self.recent = self._take_recent(self.uids, {info.uid: info for info in infos})
         self.ghosts: set[int] = set()  # expunged elsewhere, not yet announced
+
+    def _take_recent(self, uids: list[int], infos: Mapping[int, MessageInfo]) -> set[int]:
+        """RFC 3501 2.3.2: SELECT claims the messages no session has seen, so they are
+        \\Recent here only; EXAMINE and STATUS leave them to others (RFC 3501 6.3.2,
+        6.3.10).  The claim lives in the store (``Status: O``) and survives a restart."""
+        if self.readonly:
+            return {uid for uid in uids if infos[uid].recent}
+        if not any(infos[uid].recent for uid in uids):
+            return set()
+        return self.box.claim_recent(uids)
 
     def close(self) -> None:
         self.box.remove_listener(self._on_change)
@@ -197,7 +181,7 @@ class SelectedMailbox:
             self.uids.extend(new)
             for uid in new:
                 self.flags[uid] = current[uid].flags
-            self.recent |= self._tracker.take(self.key, new, claim=not self.readonly)
+            self.recent |= self._take_recent(new, current)
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
             out.append(b"* %d RECENT\r\n" % len(self.recent))
         return out

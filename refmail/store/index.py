@@ -2,10 +2,12 @@
 
 It caches each mailbox's entries (offsets, sizes, flags) together with the ``(inode, size,
 mtime)`` of the mbox they describe, so a mailbox opens without reading its file; holds flag
-changes not yet written to the mbox (lazy writes); and keeps the UID state of mailboxes whose
-file cannot (an empty mbox has no first message to carry ``X-IMAPbase``).  Everything but that
-last state is rebuilt from the mbox files when lost; losing the state just means a new, larger
-UIDVALIDITY (RFC 3501 2.3.1.1).
+and \\Recent changes not yet written to the mbox (lazy writes); caches what the IMAP layer
+derived from each message's bytes (ENVELOPE, BODYSTRUCTURE: ``fetch_cache``, dropped with the
+message and whenever the mailbox is rescanned, since another program may have changed it);
+and keeps the UID state of mailboxes whose file cannot (an empty mbox has no first message to
+carry ``X-IMAPbase``).  Everything but that last state is rebuilt from the mbox files when
+lost; losing the state just means a new, larger UIDVALIDITY (RFC 3501 2.3.1.1).
 
 Writers of one mailbox's rows hold that mailbox's lock; SQLite's own locking covers the rest.
 """
@@ -27,7 +29,9 @@ log = logging.getLogger(__name__)
 
 INDEX_DIR = ".index"
 INDEX_FILE = "index.sqlite3"
-SCHEMA_VERSION = 1
+#: 2 added ``fetch_cache``; a version 1 index is upgraded in place (the table is created).
+SCHEMA_VERSION = 2
+UPGRADABLE_VERSIONS = frozenset({1})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mailbox (
@@ -40,7 +44,16 @@ CREATE TABLE IF NOT EXISTS message (
     flags TEXT NOT NULL, old INTEGER NOT NULL, internaldate INTEGER NOT NULL,
     has_base INTEGER NOT NULL, dirty INTEGER NOT NULL, PRIMARY KEY (mailbox, uid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fetch_cache (
+    mailbox TEXT NOT NULL, uid INTEGER NOT NULL, item TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (mailbox, uid, item)
+) WITHOUT ROWID;
 """
+#: Cache rows of UIDs that left the mailbox (expunged, or a rewrite dropped them).
+_DROP_ORPHANS = (
+    "DELETE FROM fetch_cache WHERE mailbox = ?"
+    " AND uid NOT IN (SELECT uid FROM message WHERE mailbox = ?)"
+)
 _ENTRY_COLUMNS = (
     "uid, offset, length, header_length, size, flags, old, internaldate, has_base, dirty"
 )
@@ -107,6 +120,8 @@ class MailIndex:
             version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if version is None:
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif version[0] in UPGRADABLE_VERSIONS:
+                db.execute("UPDATE meta SET value = ? WHERE key='schema'", (SCHEMA_VERSION,))
             elif version[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"schema version {version[0]}")
             db.execute("SELECT count(*) FROM mailbox").fetchone()
@@ -185,13 +200,23 @@ class MailIndex:
         rows = self._read("SELECT uid, flags FROM message WHERE mailbox = ? AND dirty", (name,))
         return {uid: frozenset(flags.split()) for uid, flags in rows}
 
-    def replace(self, name: str, state: MailboxState, entries: list[Entry]) -> None:
-        """All of a mailbox's rows at once (after a scan or a rewrite)."""
+    def replace(
+        self, name: str, state: MailboxState, entries: list[Entry], *, keep_cache: bool = True
+    ) -> None:
+        """All of a mailbox's rows at once (after a scan or a rewrite).  Cached fetch data
+        of UIDs still present survives a rewrite of ours (``keep_cache``: the messages'
+        bytes as served did not change), never a rescan."""
+        drop_cache = (
+            (_DROP_ORPHANS, (name, name))
+            if keep_cache
+            else ("DELETE FROM fetch_cache WHERE mailbox = ?", (name,))
+        )
         self._write(
             [
                 ("DELETE FROM message WHERE mailbox = ?", (name,)),
                 (_INSERT_ENTRY, [_row(name, e) for e in entries]),
                 (_PUT_STATE, (name, *_state_values(state))),
+                drop_cache,
             ]
         )
 
@@ -204,6 +229,27 @@ class MailIndex:
             ]
         )
 
+    # ------------------------------------------------------------------ fetch cache
+
+    def cached(self, name: str, uids: Iterable[int]) -> dict[tuple[int, str], bytes]:
+        """``{(uid, item): value}`` of the cached fetch data of these UIDs."""
+        wanted = set(uids)
+        if not wanted:
+            return {}
+        low, high = min(wanted), max(wanted)
+        rows = self._read(
+            "SELECT uid, item, value FROM fetch_cache WHERE mailbox = ? AND uid BETWEEN ? AND ?",
+            (name, low, high),
+        )
+        return {(uid, item): bytes(value) for uid, item, value in rows if uid in wanted}
+
+    def put_cached(self, name: str, values: dict[tuple[int, str], bytes]) -> None:
+        """Store fetch data of messages in the index (the caller holds the mailbox lock and
+        has checked that the UIDs are the mailbox's)."""
+        if values:
+            rows = [(name, uid, item, value) for (uid, item), value in values.items()]
+            self._write([("INSERT OR REPLACE INTO fetch_cache VALUES (?, ?, ?, ?)", rows)])
+
     # ------------------------------------------------------------------ names
 
     def delete(self, name: str) -> None:
@@ -211,6 +257,7 @@ class MailIndex:
             [
                 ("DELETE FROM message WHERE mailbox = ?", (name,)),
                 ("DELETE FROM mailbox WHERE name = ?", (name,)),
+                ("DELETE FROM fetch_cache WHERE mailbox = ?", (name,)),
             ]
         )
 
@@ -219,7 +266,8 @@ class MailIndex:
         Children are matched by exact prefix (LIKE would ignore ASCII case)."""
         old_prefix, new_prefix = old + "/", new + "/"
         statements: list[tuple[str, tuple | list]] = []
-        for table, column in (("message", "mailbox"), ("mailbox", "name")):
+        tables = (("message", "mailbox"), ("mailbox", "name"), ("fetch_cache", "mailbox"))
+        for table, column in tables:
             below = f"substr({column}, 1, ?) = ?"
             statements += [
                 (f"DELETE FROM {table} WHERE {column} = ?", (new,)),

@@ -65,6 +65,9 @@ class Mailbox:
         #: Messages parsed from the mbox file by this object (a scan, not an index load);
         #: tests use it to prove that a reopened mailbox was served from the index.
         self.parsed_messages = 0
+        #: Reads of message bytes from the mbox for the protocols (read, read_header and
+        #: their ``reading()`` forms); tests use it to prove an answer came from the index.
+        self.message_reads = 0
         self._index = index
         self._thread_lock = threading.RLock()
         self._depth = 0
@@ -153,25 +156,53 @@ class Mailbox:
 
     def read(self, uid: int) -> bytes:
         """The message as served: CRLF, unquoted, internal headers removed (KeyError)."""
-        with self.locked():
-            entry = self._entry(uid)
-            raw = self._read_entry(entry, entry.length)
-        return split_entry(raw).served()
+        with self.reading() as reader:
+            return reader.read(uid)
 
     def read_header(self, uid: int) -> bytes:
         """Just the header block of ``read(uid)`` (with its blank line), reading no more of
         the file than that (KeyError)."""
-        with self.locked():
-            entry = self._entry(uid)
-            raw = self._read_entry(entry, entry.header_length)
-        return served_header(raw)
+        with self.reading() as reader:
+            return reader.read_header(uid)
 
-    def _entry(self, uid: int) -> Entry:
-        self._refresh()
+    @contextmanager
+    def reading(self, timeout: float | None = None) -> Iterator[MailboxReader]:
+        """Read many messages under one lock and one look at the file (FETCH of a range):
+        ``with box.reading() as r: r.read(uid)``.  Callers collect what they need and leave
+        the block before writing to the network (STYLE.md 12)."""
+        with self.locked(timeout):
+            self._refresh()
+            yield MailboxReader(self)
+
+    def claim_recent(self, uids: Iterable[int] | None = None) -> set[int]:
+        """RFC 3501 2.3.2 \\Recent: the messages (of ``uids``, or all) no session has seen
+        yet; they are recent to the caller only.  Marks them old (``Status: O``) in the index
+        at once and in the mbox lazily, as flag changes are, so a restart keeps the claim."""
+        with self.locked():
+            state = self._refresh()
+            wanted = None if uids is None else set(uids)
+            claimed = []
+            for position, entry in enumerate(self._entries):
+                if entry.old or (wanted is not None and entry.uid not in wanted):
+                    continue
+                entry = replace(entry, old=True, dirty=True)
+                self._entries[position] = entry
+                claimed.append(entry)
+            if claimed:
+                self._infos = None
+                self._save(state, None, claimed, full=False)
+            return {entry.uid for entry in claimed}
+
+    def _read_message(self, uid: int, *, header_only: bool) -> bytes:
+        """The served message or header of ``uid`` (lock held, picture current)."""
         position = self._position.get(uid)
         if position is None:
             raise KeyError(uid)
-        return self._entries[position]
+        entry = self._entries[position]
+        self.message_reads += 1
+        if header_only:
+            return served_header(self._read_entry(entry, entry.header_length))
+        return split_entry(self._read_entry(entry, entry.length)).served()
 
     def _read_entry(self, entry: Entry, length: int) -> bytes:
         raw = os.pread(self._file.fd, length, entry.offset)
@@ -294,7 +325,7 @@ class Mailbox:
                 entry = self._entries[position]
                 if entry.flags == flags:
                     continue
-                entry = replace(entry, flags=flags, old=True, dirty=True)
+                entry = replace(entry, flags=flags, dirty=True)  # \Recent is claim_recent's
                 self._entries[position] = entry
                 changed.append(entry)
             if changed:
@@ -362,14 +393,16 @@ class Mailbox:
         *,
         full: bool,
         event: tuple[str, tuple[int, ...]] | None = None,
+        keep_cache: bool = True,
     ) -> None:
-        """Record a change made by this object: in the index, then in memory."""
+        """Record a change made by this object: in the index, then in memory.
+        ``keep_cache=False`` (after a rescan) drops every cached fetch item of the mailbox."""
         if stat is not None:
             state = replace(state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         state = replace(state, generation=state.generation + 1)
         try:
             if full:
-                self._index.replace(self.name, state, entries)
+                self._index.replace(self.name, state, entries, keep_cache=keep_cache)
             else:
                 self._index.upsert(self.name, state, entries)
         except BaseException:
@@ -487,10 +520,10 @@ class Mailbox:
             or any(entry.has_base for entry in entries[1:])
         ):
             self._install(state, entries)
-            self._rewrite(state, restamp=restamp, redate=redate)
+            self._rewrite(state, restamp=restamp, redate=redate, keep_cache=False)
             return self._state or state
         self._install(state, entries)
-        self._save(state, stat, entries, full=True)
+        self._save(state, stat, entries, full=True, keep_cache=False)
         return self._state or state
 
     # ------------------------------------------------------------------ rewriting
@@ -503,6 +536,7 @@ class Mailbox:
         restamp: frozenset[int] = frozenset(),
         redate: frozenset[int] = frozenset(),
         event: tuple[str, tuple[int, ...]] | None = None,
+        keep_cache: bool = True,
     ) -> None:
         """Replace the mbox with a new file beside it, fsynced, renamed over, directory
         fsynced: a crash leaves the old file or the new one, whole.  Entries whose internal
@@ -512,7 +546,7 @@ class Mailbox:
         written = self._write_mbox(self.path, kept, state, restamp, redate)
         self._file.reopen()
         stat = os.fstat(self._file.fd)
-        self._save(state, stat, written, full=True, event=event)
+        self._save(state, stat, written, full=True, event=event, keep_cache=keep_cache)
 
     def _write_mbox(
         self,
@@ -618,3 +652,32 @@ class Mailbox:
             removed = tuple(entry.uid for entry in self._entries)
             if removed:
                 self._rewrite(state, drop=frozenset(removed), event=("expunge", removed))
+
+
+class MailboxReader:
+    """Messages of a mailbox read under the lock ``Mailbox.reading`` holds, and the fetch
+    data the index caches for them (ENVELOPE, BODYSTRUCTURE, ...: opaque bytes to the
+    store, keyed by UID and item name).  Valid only inside its ``with`` block."""
+
+    def __init__(self, box: Mailbox) -> None:
+        self._box = box
+
+    def read(self, uid: int) -> bytes:
+        """As ``Mailbox.read`` (KeyError for a UID not in the mailbox)."""
+        return self._box._read_message(uid, header_only=False)
+
+    def read_header(self, uid: int) -> bytes:
+        """As ``Mailbox.read_header``."""
+        return self._box._read_message(uid, header_only=True)
+
+    def cached(self, uids: Iterable[int]) -> dict[tuple[int, str], bytes]:
+        """``{(uid, item): value}`` cached for these UIDs."""
+        box = self._box
+        present = [uid for uid in uids if uid in box._position]
+        return box._index.cached(box.name, present)
+
+    def put_cached(self, values: Mapping[tuple[int, str], bytes]) -> None:
+        """Cache fetch data derived from the messages read here (UIDs gone are skipped)."""
+        box = self._box
+        kept = {key: value for key, value in values.items() if key[0] in box._position}
+        box._index.put_cached(box.name, kept)

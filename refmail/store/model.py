@@ -1,7 +1,8 @@
 """The store's records: what a message is to the protocols, and what the index keeps of it.
 
-Flags follow RFC 3501 2.3.2: the system flags the store keeps (``\\Recent`` is per session and
-belongs to the IMAP layer) and keywords, which are IMAP atoms.
+Flags follow RFC 3501 2.3.2: the system flags the store keeps and keywords, which are IMAP
+atoms.  ``\\Recent`` is no stored flag: a message is recent until a session claims it
+(``Mailbox.claim_recent``), which sets the mbox ``Status: O`` bit, as Dovecot does.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class MessageInfo:
 
     ``offset``/``length`` are the byte range of the whole entry on disk (``From `` line
     included); ``size`` is ``len(read(uid))``, the CRLF size served (RFC 3501 RFC822.SIZE,
-    RFC 1939 LIST/STAT).
+    RFC 1939 LIST/STAT).  ``recent``: no session has claimed the message yet (no
+    ``Status: O``), so it is \\Recent to the first that selects its mailbox (RFC 3501 2.3.2).
     """
 
     uid: int
@@ -72,6 +74,7 @@ class MessageInfo:
     size: int
     flags: frozenset[str]
     internaldate: datetime
+    recent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,13 @@ class Entry:
 
     def info(self) -> MessageInfo:
         return MessageInfo(
-            self.uid, self.offset, self.length, self.size, self.flags, self.internaldate
+            self.uid,
+            self.offset,
+            self.length,
+            self.size,
+            self.flags,
+            self.internaldate,
+            recent=not self.old,
         )
 
 

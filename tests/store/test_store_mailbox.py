@@ -133,11 +133,16 @@ def test_flags_sync_visible_to_python_mailbox(store: MailStore, make_message) ->
     box.sync()
     reader = stdlib_mailbox.mbox(str(inbox_path(store.root)))
     messages = list(reader)
-    assert set(messages[0].get_flags()) == set("ROA")
-    assert set(messages[1].get_flags()) == set("OFDT")
+    # O (old) is \\Recent's bit: only a session's claim sets it, a flag change does not
+    assert set(messages[0].get_flags()) == set("RA")
+    assert set(messages[1].get_flags()) == set("FDT")
     assert messages[1]["X-Keywords"] == "$Label1 work"
     assert messages[2].get_flags() == ""
     assert [m["X-UID"] for m in messages] == ["1", "2", "3"]
+    assert box.claim_recent([1, 3]) == {1, 3}
+    box.sync()
+    flags = [set(m.get_flags()) for m in stdlib_mailbox.mbox(str(inbox_path(store.root)))]
+    assert flags == [set("ROA"), set("FDT"), {"O"}]
 
 
 def test_lazy_flags_survive_reopen_and_index_deletion_after_sync(
@@ -187,7 +192,7 @@ def test_expunge_removes_and_never_reuses_uids(store: MailStore, make_message) -
     for uid in (1, 3, 5):
         assert box.read(uid) == make_message(uid)
     assert box.messages()[1].flags == {"\\Seen"}  # pending flags went out with the rewrite
-    assert b"Status: RO" in inbox_path(store.root).read_bytes()
+    assert b"Status: R\n" in inbox_path(store.root).read_bytes()  # O: claim_recent only
     assert box.expunge([1]) == [1]  # the first message carried X-IMAPbase: it moves on
     disk = inbox_path(store.root).read_bytes()
     assert disk.count(b"X-IMAPbase: ") == 1
