@@ -4,7 +4,8 @@ Fixtures:
 
 - ``mail_server``: a fresh ``refmail.MailServer`` for one test, configured by the
   ``@pytest.mark.mail_server(users=..., domains=..., tls=..., ...)`` marker (any
-  ``MailServer`` keyword) over the ini options.
+  ``MailServer`` keyword; on the test, its class or module, the closest winning per keyword)
+  over the ini options.
 - ``mail_server_session``: one server for the whole run, configured by the ini options only,
   emptied (``MailServer.reset``) before each test that uses it.
 
@@ -77,14 +78,17 @@ def ini_settings(config: pytest.Config) -> dict[str, Any]:
 
 
 def marker_settings(node: pytest.Item) -> dict[str, Any]:
-    """The keywords of the closest ``mail_server`` marker (function over class over module);
-    positional arguments are refused, so a marker always says what it sets."""
-    marker = node.get_closest_marker(MARKER)
-    if marker is None:
-        return {}
-    if marker.args:
-        pytest.fail(f"@pytest.mark.{MARKER} takes keywords only, e.g. users={{...}}", pytrace=False)
-    return {key: value for key, value in marker.kwargs.items() if value is not None}
+    """The keywords of every ``mail_server`` marker on the test, its class and its module,
+    the closest winning per keyword; positional arguments are refused, so a marker always
+    says what it sets."""
+    settings: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers(MARKER))):
+        if marker.args:
+            pytest.fail(
+                f"@pytest.mark.{MARKER} takes keywords only, e.g. users={{...}}", pytrace=False
+            )
+        settings.update({key: value for key, value in marker.kwargs.items() if value is not None})
+    return settings
 
 
 def start_server(settings: dict[str, Any], where: str) -> MailServer:
