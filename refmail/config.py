@@ -87,6 +87,12 @@ class MTAConfig:
     max_outbound_connections: int = 10
     #: Seconds after which the sender is told once that delivery is delayed (None: never).
     delay_warning_after: int | None = None
+    #: Name servers (IP addresses) for MX/A lookups; empty: the system's (/etc/resolv.conf).
+    nameservers: tuple[str, ...] = ()
+    #: Their UDP/TCP port (RFC 1035 4.2: 53); tests point it at a server on loopback.
+    nameserver_port: int = 53
+    #: Port of MX and implicit-MX hosts (RFC 5321 4.5.4, 5.1: 25); tests use a free one.
+    mx_port: int = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,12 @@ class Config:
     allow_plaintext_auth: bool = False
     #: VRFY answers 252 (cannot verify) unless enabled (RFC 5321 3.5.3, 7.3).
     vrfy: bool = False
+    #: An authenticated user may only use envelope senders that are their own addresses
+    #: (``user@`` a local domain) or the null sender; else 553 5.7.1 (RFC 6409 6.1).
+    restrict_senders: bool = True
+    #: The Received field of mail from an authenticated user omits the client's HELO name
+    #: and IP address (RFC 5321 7.6; Postfix sites do it with header_checks).
+    hide_client_ip: bool = False
     limits: Limits = field(default_factory=Limits)
     tls: TLSConfig = field(default_factory=TLSConfig)
     mta: MTAConfig = field(default_factory=MTAConfig)
@@ -175,6 +187,8 @@ def _from_toml(doc: Mapping[str, Any], base: Config) -> Config:
         mta["smarthost_ca"] = Path(mta["smarthost_ca"])
     if "retry" in mta:
         mta["retry"] = tuple(int(s) for s in mta["retry"])
+    if "nameservers" in mta:
+        mta["nameservers"] = tuple(str(s) for s in mta["nameservers"])
     return replace(
         base,
         **values,

@@ -61,7 +61,7 @@ def trace_name(text: str) -> str:
 def received_header(
     *,
     helo: str,
-    peer_ip: str,
+    peer_ip: str | None,
     hostname: str,
     protocol: str,
     message_id: str,
@@ -72,14 +72,18 @@ def received_header(
 
     ``Received: from HELO ([ip]) by hostname (refmail) with ESMTPSA id ID for <rcpt>; date``.
     The ``for`` clause is given only for a single recipient so it never lists the others.
+    ``peer_ip=None`` hides the client: no ``from`` clause at all, neither its HELO name nor
+    its address (RFC 5321 7.6; RFC 5322 3.6.7 received-tokens allow it, as Gmail's
+    ``Received: by ... with SMTP id ...`` does).
     """
-    literal = f"[IPv6:{peer_ip}]" if ":" in peer_ip else f"[{peer_ip}]"
     moment = None if when is None else datetime.fromtimestamp(when, UTC)
     stamp = format_datetime(localtime(moment))
-    parts = [
-        f"Received: from {trace_name(helo)} ({trace_name(literal)})",
-        f"\tby {trace_name(hostname)} (refmail) with {protocol} id {message_id}",
-    ]
+    by = f"by {trace_name(hostname)} (refmail) with {protocol} id {message_id}"
+    if peer_ip is None:
+        parts = [f"Received: {by}"]
+    else:
+        literal = f"[IPv6:{peer_ip}]" if ":" in peer_ip else f"[{peer_ip}]"
+        parts = [f"Received: from {trace_name(helo)} ({trace_name(literal)})", f"\t{by}"]
     if recipient is not None and "\r" not in recipient and "\n" not in recipient:
         parts[-1] += f"\r\n\tfor <{recipient}>"
     parts[-1] += f"; {stamp}"
@@ -116,12 +120,19 @@ class LocalDelivery:
         self.config = config
 
     def is_local_domain(self, domain: str) -> bool:
-        """True for one of ``config.local_domains`` (case-insensitive, trailing dot ignored).
+        """True for one of ``config.local_domains`` or the server's own ``hostname``
+        (case-insensitive, trailing dot ignored).
+
+        The hostname is always local, as in Postfix's default ``mydestination``: it is the
+        domain a UA falls back to for ``user@`` (and the one RFC 5321 4.1.1.1 names in the
+        greeting), so mail from ``user@hostname`` can be answered and bounced to.
 
         Address literals (``[192.0.2.1]``) are never local here: mail to them is relayed
         or refused, so they cannot be used to slip past the relay rules.
         """
-        return domain.lower().rstrip(".") in self.config.local_domains
+        name = domain.lower().rstrip(".")
+        hostname = self.config.hostname.lower().rstrip(".")
+        return name in self.config.local_domains or name == hostname
 
     def postmaster(self) -> str | None:
         """The user receiving postmaster mail: ``config.postmaster`` or the first user."""

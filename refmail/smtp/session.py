@@ -20,6 +20,15 @@ Choices where the RFCs leave room, stated once:
 - Bare LF in DATA is normalized to CRLF; only CRLF.CRLF ends the message (SMTP smuggling).
 - A message over the size limit is read to its end and then refused with ``552 5.3.4``
   (RFC 1870 6.3).
+- Submission policy (RFC 6409 6.1 "MAY ... ensure that the envelope sender is appropriate for
+  the authenticated user"; ``config.restrict_senders``): an authenticated user may use as
+  envelope sender only an address local delivery gives to that same user (``user@`` any
+  local domain, any case; ``postmaster@`` for the postmaster user), else ``553 5.7.1``.  The
+  null sender stays allowed: it is what an authenticated user's MUA must use for a read
+  receipt (RFC 8098 2.1) and it can cause no bounce to a forged address (RFC 5321 4.5.5).
+- ``config.hide_client_ip``: the ``Received:`` field of authenticated submissions omits the
+  client's HELO name and address (RFC 5321 7.6 lets a site omit trace details; the
+  field stays, with ``by``, ``with`` and ``id``, so the hop is still counted).
 """
 
 from __future__ import annotations
@@ -324,8 +333,19 @@ class SMTPSession(SASLVerbs):
             elif name != "AUTH":  # AUTH=<mailbox> is accepted and ignored (RFC 4954 5)
                 raise SMTPError(555, "5.5.4", f"MAIL parameter {name} not supported")
         envelope.sender = self._address(command.path, envelope.smtputf8, "sender")
+        self._check_sender(envelope.sender)
         self.envelope = envelope
         return format_reply(250, f"sender <{envelope.sender}> ok", "2.1.0")
+
+    def _check_sender(self, sender: str) -> None:
+        """Submission policy (RFC 6409 6.1, see the module docstring): 553 5.7.1 when an
+        authenticated user names a sender that is not theirs (RFC 5321 4.1.1.2: 553)."""
+        if self.user is None or not sender or not self.config.restrict_senders:
+            return
+        owner = self.service.delivery.resolve(sender) if "@" in sender else None
+        if owner != self.user:
+            log.info("%s: user %s refused sender <%s>", self.conn.peer_ip, self.user, sender)
+            raise SMTPError(553, "5.7.1", f"<{sender}>: sender address not owned by {self.user}")
 
     def smtp_RCPT(self, arg: bytes) -> bytes:
         """RCPT (RFC 5321 4.1.1.3); local users, postmaster (4.5.1), relay only when
@@ -439,9 +459,10 @@ class SMTPSession(SASLVerbs):
         """Deliver local copies, queue foreign ones; 250 only once all are on disk (4.4)."""
         message_id = new_message_id()
         recipients = envelope.recipients
+        hidden = self.config.hide_client_ip and self.user is not None
         received = received_header(
             helo=self.helo or "unknown",
-            peer_ip=self.conn.peer_ip,
+            peer_ip=None if hidden else self.conn.peer_ip,
             hostname=self.config.hostname,
             protocol=self._with_protocol(envelope),
             message_id=message_id,
