@@ -7,7 +7,14 @@ the edges (arguments, results, error reasons).  Step order and error reasons fol
 exceptions with the same messages; ``tests/parse`` checks that with hypothesis.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+    _PyBytes_Resize,
+)
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -34,6 +41,12 @@ cdef enum:
     HAS_NUL = 32
 
 ctypedef const unsigned char *cbytes
+
+
+cdef extern from "Python.h":
+    # Raw-pointer forms, for a result that is resized in place (_PyBytes_Resize needs them).
+    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *data, Py_ssize_t size) except NULL
+    char *_bytes_data "PyBytes_AS_STRING"(PyObject *obj) nogil
 
 
 cdef inline cbytes _chars(bytes data):
@@ -409,24 +422,19 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
     """Unstuff DATA content and find its end (RFC 5321 4.1.1.4, 4.5.2); see ``_parse.pyi``."""
     cdef cbytes p = _chars(buf)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
-    cdef Py_ssize_t pos = 0, o = 0, lf, start, cut, i, consumed, cap
+    cdef Py_ssize_t pos = 0, o = 0, lf, start, cut, i, consumed
     cdef bint at_line_start, prev_crlf, done = False
     cdef int flags = 0
     cdef unsigned char high = 0
-    cdef unsigned char *out
-    cdef unsigned char *grown
-    cdef bint out_of_memory = False
+    cdef _OutBuffer out
     if max_line < 3:
         # A shorter limit would cut the terminator line itself into pieces.
         raise ValueError("max_line must be at least 3")
     at_line_start = (state & AT_LINE_START) != 0
     prev_crlf = (state & PREV_CRLF) != 0
-    # Without bare LFs the output is never longer than the input; each bare LF adds a CR,
-    # and the buffer grows only then (a 2n buffer up front costs page faults on 1 MB reads).
-    cap = n + 64
-    out = <unsigned char *>malloc(cap)
-    if out == NULL:
-        raise MemoryError()
+    # Without bare LFs the output is never longer than the input; each bare LF adds a CR, and
+    # the result grows only then.  It is written in place: no second copy of a 1 MB message.
+    _out_open(&out, n + 64)
     try:
         with nogil:
             while pos < n:
@@ -444,30 +452,22 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 start = pos
                 if at_line_start and p[pos] == 0x2E:  # RFC 5321 4.5.2 transparency
                     start += 1
-                if o + lf + 2 - start > cap:
-                    grown = <unsigned char *>realloc(out, 2 * cap + lf + 2 - start)
-                    if grown == NULL:
-                        out_of_memory = True
-                        break
-                    out = grown
-                    cap = 2 * cap + lf + 2 - start
+                if o + lf + 2 - start > out.cap:
+                    _out_grow(&out, 2 * out.cap + lf + 2 - start)
                 if lf > start and p[lf - 1] == 13:
-                    memcpy(out + o, p + start, lf + 1 - start)
+                    memcpy(out.data + o, p + start, lf + 1 - start)
                     o += lf + 1 - start
                     prev_crlf = True
                 else:
-                    memcpy(out + o, p + start, lf - start)
+                    memcpy(out.data + o, p + start, lf - start)
                     o += lf - start
-                    out[o] = 13
-                    out[o + 1] = 10
+                    out.data[o] = 13
+                    out.data[o + 1] = 10
                     o += 2
                     flags |= BARE_LF
                     prev_crlf = False
                 at_line_start = True
                 pos = lf + 1
-            if out_of_memory:
-                with gil:
-                    raise MemoryError()
             if done:
                 state = INITIAL
                 consumed = pos + 3
@@ -479,13 +479,9 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 start = pos
                 if at_line_start and p[pos] == 0x2E:
                     start += 1
-                if o + pos + cut - start > cap:
-                    grown = <unsigned char *>realloc(out, o + pos + cut - start)
-                    if grown == NULL:
-                        with gil:
-                            raise MemoryError()
-                    out = grown
-                memcpy(out + o, p + start, pos + cut - start)
+                if o + pos + cut - start > out.cap:
+                    _out_grow(&out, o + pos + cut - start)
+                memcpy(out.data + o, p + start, pos + cut - start)
                 o += pos + cut - start
                 flags |= LONG_LINE
                 consumed = pos + cut
@@ -499,9 +495,36 @@ def read_data(bytes buf not None, int state, Py_ssize_t max_line):
                 flags |= EIGHT_BIT
             if consumed and memchr(p, 0, consumed) != NULL:
                 flags |= HAS_NUL
-        return PyBytes_FromStringAndSize(<char *>out, o), consumed, done, state, flags
+        return _out_close(&out, o), consumed, done, state, flags
     finally:
-        free(out)
+        Py_XDECREF(out.obj)
+
+
+cdef struct _OutBuffer:
+    PyObject *obj  # a bytes object we alone hold, so that it may be resized
+    unsigned char *data
+    Py_ssize_t cap
+
+
+cdef int _out_open(_OutBuffer *out, Py_ssize_t cap) except -1:
+    out.obj = _new_bytes(NULL, cap)
+    out.data = <unsigned char *>_bytes_data(out.obj)
+    out.cap = cap
+    return 0
+
+
+cdef int _out_grow(_OutBuffer *out, Py_ssize_t cap) except -1 nogil:
+    with gil:
+        _PyBytes_Resize(&out.obj, cap)
+    out.data = <unsigned char *>_bytes_data(out.obj)
+    out.cap = cap
+    return 0
+
+
+cdef bytes _out_close(_OutBuffer *out, Py_ssize_t size):
+    """The result, cut to ``size``; the buffer's own reference is dropped by the caller."""
+    _PyBytes_Resize(&out.obj, size)
+    return <bytes>out.obj
 
 
 def dot_stuff(bytes data not None):
