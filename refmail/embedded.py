@@ -47,7 +47,7 @@ from refmail.mta.spool import Spool
 from refmail.server import Server
 from refmail.store import MailStore
 from refmail.store.names import INBOX, SEPARATOR
-from refmail.tls import certificate_paths
+from refmail.tls import SELF_SIGNED_DAYS, generate_self_signed
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ LOOPBACK = "127.0.0.1"
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z")
 #: The services of ``tls=False``: plaintext ports only (STARTTLS is still offered on them).
 PLAIN_SERVICES = tuple(s for s in STANDARD_PORTS if s not in IMPLICIT_TLS)
+#: The shared test certificate is made anew this many days before it would expire.
+CERT_RENEW_DAYS = 1
+#: A tmpfs on Linux: the temporary data directories go there when it is writable.
+SHARED_MEMORY_DIR = "/dev/shm"
 #: Seconds ``wait_for_messages`` and ``wait_for_outbound`` wait unless told otherwise.
 DEFAULT_WAIT = 5.0
 #: What marks a captured (foreign) recipient among local user names in a catch-all server:
@@ -86,6 +90,17 @@ def to_wire(message: EmailMessage | Message | bytes | str) -> bytes:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
+def scratch_dir() -> str | None:
+    """Where temporary data directories go: ``/dev/shm`` (tmpfs) when usable, else the
+    system's temp dir.  The store fsyncs every file and directory it makes, as a mail server
+    must; on tmpfs an fsync costs nothing, on a disk each costs milliseconds, and a throwaway
+    server needs none of that durability."""
+    shm = Path(SHARED_MEMORY_DIR)
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return str(shm)
+    return None
+
+
 def default_cert_cache() -> Path:
     """``$TMPDIR/refmail-embedded-UID``: one test certificate per user of the machine."""
     return Path(tempfile.gettempdir()) / f"refmail-embedded-{os.getuid()}"
@@ -103,10 +118,34 @@ def shared_certificate(hostname: str, cache_dir: Path | None = None) -> tuple[Pa
     info = cache.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise PermissionError(f"{cache}: certificate cache must be private to this user")
+    directory = cache / hostname
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if _fresh(cert_path) and key_path.exists():
+        return cert_path, key_path  # the common case: no lock, no parsing, no cryptography
     with open(cache / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        # A Config only to name the files: certificate_paths makes them when missing or expired.
-        return certificate_paths(Config(data_dir=cache / hostname, hostname=hostname))
+        if not (_fresh(cert_path) and key_path.exists()):  # nobody made it while we waited
+            directory.mkdir(mode=0o700, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache) as scratch:
+                new_cert, new_key = Path(scratch, "cert.pem"), Path(scratch, "key.pem")
+                generate_self_signed(hostname, new_cert, new_key)
+                # Key first, then the certificate: a reader that sees the new certificate
+                # (the lock-free check above) finds its key in place.
+                os.replace(new_key, key_path)
+                os.replace(new_cert, cert_path)
+            log.info("made the test certificate %s for %s", cert_path, hostname)
+    return cert_path, key_path
+
+
+def _fresh(cert_path: Path) -> bool:
+    """True while the cached certificate is at least a day from expiring.  Its file's mtime is
+    when it was made (valid ``SELF_SIGNED_DAYS`` from then): reading the age from the file
+    system spares each start from parsing it (and from importing ``cryptography``)."""
+    try:
+        made = cert_path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return time.time() < made + (SELF_SIGNED_DAYS - CERT_RENEW_DAYS) * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +351,7 @@ class MailServer:
             data_dir = self._given_data_dir
             data_dir.mkdir(parents=True, exist_ok=True)
         else:
-            self._temp_dir = tempfile.TemporaryDirectory(prefix="refmail-")
+            self._temp_dir = tempfile.TemporaryDirectory(prefix="refmail-", dir=scratch_dir())
             data_dir = Path(self._temp_dir.name)
         try:
             server = _TestServer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import imaplib
+import os
 import poplib
 import smtplib
 import socket
@@ -19,6 +20,7 @@ from conftest import DOMAINS, USERS
 import refmail
 from refmail.auth import TEST_SCRYPT_N, hash_password, verify_password
 from refmail.embedded import MailServer, shared_certificate
+from refmail.tls import SELF_SIGNED_DAYS
 
 
 def make_message(subject: str, to: str = "alice@example.test", body: str = "hello\n"):
@@ -312,6 +314,19 @@ def test_certificate_is_made_once_per_cache(tmp_path: Path) -> None:
     assert first[0].stat().st_mtime_ns == stamp
     context = ssl.create_default_context(cafile=first[0])
     assert context.cert_store_stats()["x509_ca"] == 1
+
+
+def test_certificate_renewed_before_it_expires(tmp_path: Path) -> None:
+    cache = tmp_path / "certs"
+    cert, key = shared_certificate("localhost", cache)
+    old = cert.read_bytes()
+    made = time.time() - (SELF_SIGNED_DAYS - 0.5) * 86400  # half a day left
+    os.utime(cert, (made, made))
+    assert shared_certificate("localhost", cache) == (cert, key)
+    assert cert.read_bytes() != old
+    context = ssl.create_default_context()
+    context.load_cert_chain(cert, key)  # the new key matches the new certificate
+    assert sorted(p.name for p in cache.iterdir()) == [".lock", "localhost"]
 
 
 def test_certificate_cache_must_be_private(tmp_path: Path) -> None:
