@@ -120,3 +120,52 @@ def to_crlf(data: bytes) -> bytes:
 
 def crlf_size(data: bytes) -> int:
     """``len(to_crlf(data))`` without building it."""
+
+# ---------------------------------------------------------------------------- IMAP
+
+IMAP_ATOM: int  # token kind: value is the atom's bytes (ASCII), case kept
+IMAP_QUOTED: int  # token kind: value is a quoted string's bytes, unescaped
+IMAP_LITERAL: int  # token kind: value is a literal's octets
+IMAP_LIST: int  # token kind: value is the list of the parenthesized list's tokens
+
+IMAPToken = tuple[int, "bytes | list[IMAPToken]"]
+
+def imap_tokenize(parts: list[bytes], max_depth: int) -> list[IMAPToken]:
+    """Tokenize one IMAP command (RFC 3501 9) into ``(kind, value)`` pairs.
+
+    ``parts`` alternates the command's text and its literals' octets: ``[text]``, or
+    ``[text, literal, text, ..., text]`` where each text but the last ends with the ``{n}`` /
+    ``{n+}`` (RFC 3501 4.3, RFC 7888) announcing the literal after it; texts have no line
+    ending.  Tokens are separated by one or more spaces (a trailing space is tolerated):
+
+    - an atom: a run of bytes 0x21-0x7E other than ``( ) " {``; so ``\\Seen``, ``1:*``,
+      ``[Gmail]/Sent`` and ``BODY[TEXT]<0.10>`` are atoms.  After ``BODY``, ``BODY.PEEK``,
+      ``BINARY``, ``BINARY.PEEK`` or ``BINARY.SIZE`` (any case) a ``[section]`` may also hold
+      spaces, parentheses, quotes and braces (``BODY[HEADER.FIELDS (A B)]``), bytes 0x20-0x7E;
+    - a quoted string ``"..."`` in which only ``\\"`` and ``\\\\`` are escapes;
+    - a literal: ``{n}`` or ``{n+}`` ending its text part, whose ``n`` (leading zeros allowed)
+      must equal the length of the next part, which is the value; tokenizing goes on in the
+      part after it;
+    - a parenthesized list, nested at most ``max_depth`` deep (without recursion: any depth of
+      input costs no stack).
+
+    Raises ``ParseError`` with the reply text: ``unexpected ')'``, ``expected a space between
+    arguments``, ``lists nested too deeply``, ``unterminated list``, ``unterminated quoted
+    string``, ``invalid escape in quoted string``, ``invalid literal``, ``literal size
+    mismatch``, ``literal not at the end of a line``, ``unterminated section``, ``invalid
+    character in section``, ``8-bit data in atom``, ``control character in command``,
+    ``invalid character``.  ``ValueError`` when ``parts`` is not a list of odd length,
+    ``TypeError`` when a part is not ``bytes``.
+    """
+
+def imap_literal_at_end(line: bytes, max_digits: int) -> tuple[int, bool] | None:
+    """The literal announced at the end of a command line: ``b"a APPEND x {12+}"`` ->
+    ``(12, True)`` (the bool says non-synchronizing, RFC 7888); None when the line does not
+    end in ``{digits}`` or ``{digits+}`` (RFC 3501 4.3, 7.5).  A count of more than
+    ``max_digits`` digits gives size -1 (too big, judged without converting it); ``max_digits``
+    must be 1 to 18, else ``ValueError``.
+    """
+
+def imap_quote(value: bytes) -> bytes:
+    """An IMAP string for a response (RFC 3501 4.3, 9): ``"value"`` when every byte is 7-bit
+    and none is NUL, CR, LF, ``"`` or ``\\``; else the literal ``{len}\\r\\n`` + value."""

@@ -44,6 +44,13 @@ DATA_BARE_LF = _core.DATA_BARE_LF
 DATA_8BIT = _core.DATA_8BIT
 DATA_LONG_LINE = _core.DATA_LONG_LINE
 DATA_NUL = _core.DATA_NUL
+imap_tokenize = _core.imap_tokenize
+imap_literal_at_end = _core.imap_literal_at_end
+imap_quote = _core.imap_quote
+IMAP_ATOM = _core.IMAP_ATOM
+IMAP_QUOTED = _core.IMAP_QUOTED
+IMAP_LITERAL = _core.IMAP_LITERAL
+IMAP_LIST = _core.IMAP_LIST
 
 __all__ = [
     "IMPLEMENTATION",
@@ -68,4 +75,11 @@ __all__ = [
     "DATA_8BIT",
     "DATA_LONG_LINE",
     "DATA_NUL",
+    "imap_tokenize",
+    "imap_literal_at_end",
+    "imap_quote",
+    "IMAP_ATOM",
+    "IMAP_QUOTED",
+    "IMAP_LITERAL",
+    "IMAP_LIST",
 ]
