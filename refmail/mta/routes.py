@@ -6,7 +6,9 @@ else its A/AAAA records as an implicit MX of preference 0.  A null MX (RFC 7505)
 that does not exist fails permanently; a resolver that cannot answer now fails temporarily.
 
 The resolver is passed in (anything with dnspython's ``resolve(qname, rdtype)``), so tests
-answer from a fake and never touch the network.
+answer from a fake and never touch the network; without one, dnspython's resolver asks
+``config.nameservers`` on ``config.nameserver_port`` (default: the system's name servers).
+Hosts found by MX, A/AAAA or an address literal are reached on ``config.mx_port`` (25).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def parse_host_port(text: str, default_port: int = SMTP_PORT) -> Hop:
     return Hop(host=host, port=port)
 
 
-def _address_literal(domain: str) -> Hop | None:
+def _address_literal(domain: str, port: int = SMTP_PORT) -> Hop | None:
     """``[192.0.2.1]`` or ``[IPv6:2001:db8::1]`` (RFC 5321 4.1.3): deliver to that address."""
     if not (domain.startswith("[") and domain.endswith("]")):
         return None
@@ -110,16 +112,23 @@ def _address_literal(domain: str) -> Hop | None:
     if inner.lower().startswith("ipv6:"):
         inner = inner[5:]
     try:
-        return Hop(host=str(ipaddress.ip_address(inner)), port=SMTP_PORT)
+        return Hop(host=str(ipaddress.ip_address(inner)), port=port)
     except ValueError:
         raise RouteError("5.1.2", f"bad address literal {domain}") from None
 
 
-def default_resolver() -> Resolver:
-    """dnspython's resolver over the system's name servers."""
+def default_resolver(config: MTAConfig | None = None) -> Resolver:
+    """dnspython's resolver: over ``config.nameservers`` when set, else the system's name
+    servers (/etc/resolv.conf); on ``config.nameserver_port``."""
     import dns.resolver
 
-    resolver = dns.resolver.Resolver()
+    if config is not None and config.nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = list(config.nameservers)
+    else:
+        resolver = dns.resolver.Resolver()
+    if config is not None:
+        resolver.port = config.nameserver_port
     resolver.lifetime = DNS_LIFETIME
     return resolver
 
@@ -136,7 +145,7 @@ class Router:
     @property
     def resolver(self) -> Resolver:
         if self._resolver is None:  # made on first use: a server with routes only needs none
-            self._resolver = default_resolver()
+            self._resolver = default_resolver(self.config)
         return self._resolver
 
     def route(self, domain: str) -> Route:
@@ -146,7 +155,7 @@ class Router:
             return Route((self.routes[name],))
         if self.smarthost is not None:
             return Route((self.smarthost,), smarthost=True)
-        literal = _address_literal(name)
+        literal = _address_literal(name, self.config.mx_port)
         if literal is not None:
             return Route((literal,))
         return Route(tuple(self.mx_hops(name)))
@@ -193,7 +202,7 @@ class Router:
                 temporary = exc
                 continue
             for record in records or ():
-                hops.append(Hop(host=host, port=SMTP_PORT, address=str(record.address)))
+                hops.append(Hop(host=host, port=self.config.mx_port, address=str(record.address)))
         if not hops and temporary is not None:
             raise temporary
         return hops

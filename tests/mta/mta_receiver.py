@@ -156,12 +156,14 @@ class Receiver(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, behaviour: Behaviour | None = None, address: tuple[str, int] = ("127.0.0.1", 0)
+    ) -> None:
         self.behaviour = behaviour or Behaviour()
         self.messages: list[Received] = []
         self.sessions: list[SessionLog] = []
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(address, _Handler)
         self._thread = threading.Thread(target=self.serve_forever, args=(0.1,), daemon=True)
 
     @property
@@ -170,7 +172,7 @@ class Receiver(socketserver.ThreadingTCPServer):
 
     @property
     def hostport(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.server_address[0]}:{self.port}"
 
     def start(self) -> Receiver:
         self._thread.start()
