@@ -355,3 +355,17 @@ def test_messages_are_modern_email_messages(mail: MailServer) -> None:
     assert isinstance(stored, EmailMessage) and stored.policy == email.policy.default
     assert stored["Subject"] == "ünïcode"
     assert stored.get_content() == "Grüße\n"
+
+
+def test_relay_true_sends_through_the_real_mta() -> None:
+    """``relay=True`` runs the real scheduler: mail for example.org, routed to a second test
+    server, arrives there; nothing is captured."""
+    with MailServer(users={"bob": "pw"}, domains=["example.org"]) as remote:
+        route = {"example.org": f"127.0.0.1:{remote.smtp_port}"}
+        with MailServer(users=USERS, domains=DOMAINS[:1], relay=True, routes=route) as local:
+            with smtplib.SMTP(local.host, local.submission_port) as client:
+                client.login("alice", "alice-pw")
+                client.sendmail("alice@example.test", ["bob@example.org"], b"Subject: far\r\n\r\n")
+            [arrived] = remote.wait_for_messages("bob", 1, timeout=20)
+            assert arrived["Subject"] == "far"
+            assert local.outbound == []

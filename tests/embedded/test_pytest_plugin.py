@@ -4,6 +4,7 @@ checked by their pass/fail counts."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -222,3 +223,21 @@ def test_marker_is_registered(pytester: pytest.Pytester, plugin_args: list[str])
         "import pytest\n@pytest.mark.mail_server(tls=False)\ndef test_x():\n    pass\n"
     )
     run(pytester, plugin_args, "--strict-markers").assert_outcomes(passed=1)
+
+
+def doc_files() -> dict[str, str]:
+    """The code blocks of docs/embedding.md that start with ``# file: NAME``."""
+    text = (ROOT / "docs" / "embedding.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n# file: (\S+)\n(.*?)```", text, re.S)
+    return dict(blocks)
+
+
+def test_documented_examples_pass(pytester: pytest.Pytester, plugin_args: list[str]) -> None:
+    """The examples in docs/embedding.md, run as written (Flask is only needed for them)."""
+    pytest.importorskip("flask")
+    files = doc_files()
+    assert {"shop.py", "test_shop.py", "unread.py", "test_unread.py"} <= set(files)
+    for name, source in files.items():
+        pytester.path.joinpath(name).write_text(source, "utf-8")
+    pytester.syspathinsert()
+    run(pytester, plugin_args).assert_outcomes(passed=4)
