@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 import smtplib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mta_helpers import inbox
-from refmail_testing import ServeProcess
+from refmail_testing import ServeProcess, refmail_env
 
 from refmail.auth import UserDB
 from refmail.config import STANDARD_PORTS
@@ -159,6 +161,26 @@ class Instance:
             smtp.login(user, self.passwords[user])
             refused = smtp.sendmail(sender, recipients, message)
         assert refused == {}, refused
+
+    def ua(self, command: str, user: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+        """``python -m refmail send|inbox|read`` as ``user`` against this instance, in a
+        child process; STARTTLS is verified against the instance's certificate."""
+        smtp_host, smtp_port = self.address("submission")
+        imap_host, imap_port = self.address("imap")
+        argv = [
+            command,
+            *("--smtp", f"{smtp_host}:{smtp_port}", "--imap", f"{imap_host}:{imap_port}"),
+            *("--data", str(self.data_dir), "--user", user, *args),
+        ]
+        done = subprocess.run(
+            [sys.executable, "-m", "refmail", *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=refmail_env() | {"REFMAIL_PASSWORD": self.passwords[user]},
+        )
+        return done.returncode, done.stdout, done.stderr
 
     def describe(self) -> str:
         return f"--- {self.name} log ---\n" + "\n".join(self.log[-60:])

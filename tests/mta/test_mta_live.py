@@ -117,3 +117,26 @@ def test_queue_survives_a_restart_of_the_sender(
     wait_for(lambda: subjects(b, "carol") == ["survivor"], why=lambda: logs(a, b))
     wait_for(lambda: a.queued() == [], why=lambda: logs(a))
     assert len(b.inbox("carol")) == 1
+
+
+def test_user_agents_on_both_sides(pair: tuple[Instance, Instance]) -> None:
+    """``python -m refmail send`` on a, then ``inbox`` and ``read`` on b, as processes."""
+    a, b = pair
+    status, out, err = a.ua(
+        "send",
+        "alice",
+        *("--to", "carol@remote.test", "--subject", "from the terminal"),
+        stdin="Dear Carol,\nhello from example.test.\n",
+    )
+    assert status == 0, err
+    assert "carol@remote.test" in out
+    wait_for(lambda: len(b.inbox("carol")) == 1, why=lambda: logs(a, b))
+    status, out, err = b.ua("inbox", "carol")
+    assert status == 0, err
+    first, summary = out.splitlines()
+    assert summary == "INBOX: 1 message(s)"
+    assert "from the terminal" in first and "alice@mx.example.test" in first
+    status, out, err = b.ua("read", "carol", "1")
+    assert status == 0, err
+    assert "Subject: from the terminal" in out
+    assert "Dear Carol,\nhello from example.test." in out
