@@ -5,8 +5,9 @@ and literal of it), a ``RawLine`` when the session asked for one (AUTHENTICATE r
 ``DONE``), a ``LiteralRequest`` the session must answer before a literal is read, or a
 ``Malformed`` input report.  It never sees a socket; the session writes what it decides.
 
-Below the machine: the tokenizer (atoms, quoted strings, literals, parenthesized lists,
-``BODY[...]<...>`` fetch attributes) and the response formatters (all replies are made here).
+Below the machine: the tokens (atoms, quoted strings, literals, parenthesized lists,
+``BODY[...]<...>`` fetch attributes; the byte-level work is the parsing core's
+``imap_tokenize``) and the response formatters (all replies are made here).
 The argument grammar (sequence sets, dates, the ``Arguments`` cursor) is ``arguments.py``.
 """
 
@@ -15,7 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from refmail.errors import IMAPError
+from refmail.parse import (
+    IMAP_ATOM,
+    IMAP_LIST,
+    IMAP_LITERAL,
+    ParseError,
+    imap_literal_at_end,
+    imap_tokenize,
+)
 
 #: RFC 3501 9 leaves list nesting unbounded; SEARCH's ``OR (..) (..)`` and BODY[HEADER.FIELDS
 #: (..)] need a handful.  Deeper input is an attack on the recursive consumers, so it is BAD.
@@ -25,10 +33,10 @@ MAX_NESTING_DEPTH = 32
 MAX_LITERAL_DIGITS = 10
 #: Bytes of a discarded line kept to recognize a ``{n+}`` at its end: "{" 10 digits "+}".
 _LITERAL_TAIL = MAX_LITERAL_DIGITS + 3
-#: Verbs that take a fetch attribute whose section (``BODY[HEADER.FIELDS (A B)]``) holds spaces.
+#: Verbs that take a fetch attribute whose section (``BODY[HEADER.FIELDS (A B)]``) holds spaces
+#: (the parsing core's ``imap_tokenize`` knows them; kept here for the session's reference).
 SECTION_ATTS = frozenset({"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"})
 
-_LITERAL_AT_END = re.compile(rb"\{(\d+)(\+?)\}\Z")
 #: RFC 3501 9: tag = 1*<any ASTRING-CHAR except "+">.
 _TAG = re.compile(r"[!#$&',\-./0-9:;<=>?@A-Z\[\]^_`a-z|}~]+\Z")
 _VERB = re.compile(r"[A-Za-z]+\Z")
@@ -199,13 +207,11 @@ class IMAPProtocol:
                     return self._too_long()
                 return None
             if mode == _DISCARD_LINE:
-                match = _LITERAL_AT_END.search(line)
-                if match and match.group(2) and len(match.group(1)) <= MAX_LITERAL_DIGITS:
-                    size = int(match.group(1))
-                    if size <= self.max_literal:
-                        self._pending_literal = size
-                        self._mode = _SKIP_LITERAL
-                        continue
+                marker = imap_literal_at_end(line, MAX_LITERAL_DIGITS)
+                if marker is not None and marker[1] and 0 <= marker[0] <= self.max_literal:
+                    self._pending_literal = marker[0]
+                    self._mode = _SKIP_LITERAL
+                    continue
                 self._mode = _LINE
                 continue
             if mode == _RAW_LINE:
@@ -252,16 +258,17 @@ class IMAPProtocol:
     def _command_line(self, line: bytes) -> Event | None:
         self._text_size += len(line) + 2
         self._parts.append(line)
-        match = _LITERAL_AT_END.search(line)
-        if match is None:
+        marker = imap_literal_at_end(line, MAX_LITERAL_DIGITS)
+        if marker is None:
             parts = self._parts
             self._reset_command()
             if not parts[0] and len(parts) == 1:
                 return None  # RFC 3501 has no empty command; an empty line is ignored
             return parse_command(parts)
-        digits, plus = match.group(1), match.group(2)
+        size, plus = marker
         tag, name = _guess_tag_and_name(self._parts[0])
-        size = int(digits) if len(digits) <= MAX_LITERAL_DIGITS else self.max_literal + 1
+        if size < 0:  # more digits than any allowed size has
+            size = self.max_literal + 1
         if size + self._literal_total > self.max_literal:
             self._reset_command()
             if plus:  # the octets are already coming and could be taken for commands
@@ -298,9 +305,9 @@ def parse_command(parts: list[bytes]) -> Command | Malformed:
     (RFC 3501 9, "command").  Returns the Command, or Malformed with the reason."""
     tag = _guess_tag(parts[0][:64])
     try:
-        tokens = _Tokenizer(parts).tokens()
-    except IMAPError as exc:
-        return Malformed(tag, exc.text)
+        tokens = _tokens(imap_tokenize(parts, MAX_NESTING_DEPTH))
+    except ParseError as exc:
+        return Malformed(tag, str(exc))
     if not tokens or not isinstance(tokens[0], Atom) or not _TAG.match(tokens[0].value):
         return Malformed(None, "invalid tag")
     tag = tokens[0].value
@@ -317,131 +324,18 @@ def parse_command(parts: list[bytes]) -> Command | Malformed:
     return Command(tag, name, args)
 
 
-class _Tokenizer:
-    """RFC 3501 9 lexical rules over the text parts and the literals between them."""
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-        self.index = 0  # which text part
-        self.text = parts[0]
-        self.pos = 0
-
-    def fail(self, reason: str) -> IMAPError:
-        return IMAPError("BAD", reason)
-
-    def tokens(self) -> list[Token]:
-        items = self._sequence(depth=0)
-        if self.pos < len(self.text) or self.index < len(self.parts) - 1:
-            raise self.fail("unexpected ')'")
-        return items
-
-    def _sequence(self, depth: int) -> list[Token]:
-        items: list[Token] = []
-        first = True
-        while True:
-            text = self.text
-            if self.pos >= len(text):
-                if self.index < len(self.parts) - 1:
-                    raise self.fail("literal not at the end of a line")
-                return items
-            if text[self.pos] == 0x29:  # ')'
-                if depth == 0:
-                    raise self.fail("unexpected ')'")
-                return items
-            if not first:
-                if text[self.pos] != 0x20:
-                    raise self.fail("expected a space between arguments")
-                while self.pos < len(text) and text[self.pos] == 0x20:
-                    self.pos += 1  # tolerate doubled spaces, as most servers do
-                if self.pos >= len(text) or text[self.pos] == 0x29:
-                    continue  # tolerate a trailing space
-            first = False
-            items.append(self._token(depth))
-
-    def _token(self, depth: int) -> Token:
-        text, pos = self.text, self.pos
-        c = text[pos]
-        if c == 0x28:  # '('
-            if depth + 1 > MAX_NESTING_DEPTH:
-                raise self.fail("lists nested too deeply")
-            self.pos += 1
-            items = self._sequence(depth + 1)
-            if self.pos >= len(self.text):
-                raise self.fail("unterminated list")
-            self.pos += 1
-            return ParenList(tuple(items))
-        if c == 0x22:  # '"'
-            return self._quoted()
-        if c == 0x7B:  # '{'
-            return self._literal()
-        return self._atom()
-
-    def _quoted(self) -> String:
-        """RFC 3501 9 quoted: DQUOTE *QUOTED-CHAR DQUOTE; only \\" and \\\\ are escapes."""
-        text, pos = self.text, self.pos + 1
-        out = bytearray()
-        while True:
-            end = _find_any(text, pos, b'"\\')
-            if end < 0:
-                raise self.fail("unterminated quoted string")
-            out += text[pos:end]
-            if text[end] == 0x22:
-                self.pos = end + 1
-                return String(bytes(out))
-            if end + 1 >= len(text) or text[end + 1] not in b'"\\':
-                raise self.fail("invalid escape in quoted string")
-            out.append(text[end + 1])
-            pos = end + 2
-
-    def _literal(self) -> String:
-        """RFC 3501 4.3 literal ``{n}`` / RFC 7888 ``{n+}``: must end its line."""
-        match = _LITERAL_AT_END.match(self.text, self.pos)
-        if match is None or self.index + 1 >= len(self.parts):
-            raise self.fail("invalid literal")
-        literal = self.parts[self.index + 1]
-        if len(literal) != int(match.group(1)):
-            raise self.fail("literal size mismatch")
-        self.index += 2
-        self.text = self.parts[self.index]
-        self.pos = 0
-        return String(literal, literal=True)
-
-    def _atom(self) -> Atom:
-        """Any run of ATOM-CHAR plus the list-wildcards, ``\\`` and ``]`` (astring, flags,
-        LIST patterns, sequence sets share this lexeme); ``NAME[section]<partial>`` keeps the
-        section's spaces and parentheses (RFC 3501 6.4.5)."""
-        text, start = self.text, self.pos
-        pos = start
-        n = len(text)
-        while pos < n:
-            c = text[pos]
-            if c == 0x5B:  # '['
-                name = text[start:pos].decode("ascii").upper()
-                if name in SECTION_ATTS:
-                    close = text.find(b"]", pos)
-                    if close < 0:
-                        raise self.fail("unterminated section")
-                    if any(b < 0x20 or b >= 0x7F for b in text[pos:close]):
-                        raise self.fail("invalid character in section")
-                    pos = close + 1
-                    continue
-            elif c <= 0x20 or c >= 0x7F or c in b'()"{':
-                break
-            pos += 1
-        if pos == start:
-            c = text[pos]
-            raise self.fail("8-bit data in atom" if c >= 0x7F else "invalid character")
-        if pos < n and text[pos] >= 0x7F:
-            raise self.fail("8-bit data in atom")
-        if pos < n and text[pos] < 0x20:
-            raise self.fail("control character in command")
-        self.pos = pos
-        return Atom(text[start:pos].decode("ascii"))
-
-
-def _find_any(text: bytes, start: int, chars: bytes) -> int:
-    found = [i for i in (text.find(bytes([c]), start) for c in chars) if i >= 0]
-    return min(found) if found else -1
+def _tokens(raw: list[tuple[int, object]]) -> list[Token]:
+    """The core's ``(kind, value)`` pairs -> Atom, String and ParenList."""
+    out: list[Token] = []
+    append = out.append
+    for kind, value in raw:
+        if kind == IMAP_ATOM:
+            append(Atom(value.decode("ascii")))  # type: ignore[attr-defined]
+        elif kind == IMAP_LIST:
+            append(ParenList(tuple(_tokens(value))))  # type: ignore[arg-type]
+        else:
+            append(String(value, kind == IMAP_LITERAL))  # type: ignore[arg-type]
+    return out
 
 
 # ------------------------------------------------------------------------------ responses
