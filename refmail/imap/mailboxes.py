@@ -151,9 +151,9 @@ class MailboxCommands:
     # ------------------------------------------------------------------ CREATE / DELETE / RENAME
 
     def imap_CREATE(self, cmd: Command) -> Done:
-        """CREATE (RFC 3501 6.3.3).  A trailing delimiter only declares that names will be
-        made below this one: an mbox file cannot hold mailboxes, so nothing is made now and
-        the parent appears (\\Noselect) with its first child."""
+        """CREATE (RFC 3501 6.3.3).  A trailing delimiter declares that names will be made
+        below this one: an mbox file cannot hold mailboxes, so ``CREATE foo/`` makes a
+        folder (a directory), listed ``\\Noselect`` until it is deleted."""
         args = Arguments(cmd.args)
         raw_name = self._name(args)
         args.end()
@@ -161,10 +161,11 @@ class MailboxCommands:
         if name.upper() == INBOX:
             raise IMAPError("NO", "INBOX always exists", "ALREADYEXISTS")
         assert self.user is not None
-        self._check_new_name(name, set(self._all_names()))
+        self._check_new_name(name, set(self._all_names()), set(self._folders()))
         if raw_name.endswith(DELIMITER):
-            return Done("CREATE completed")
-        self.store.create_mailbox(self.user, name)
+            self.store.create_folder(self.user, name)
+        else:
+            self.store.create_mailbox(self.user, name)
         return Done("CREATE completed")
 
     def imap_DELETE(self, cmd: Command) -> Done:
@@ -175,12 +176,13 @@ class MailboxCommands:
         if name == INBOX:
             raise IMAPError("NO", "INBOX cannot be deleted", "CANNOT")
         assert self.user is not None
-        names = self._all_names()
+        names = self._all_names() + self._folders()
         if name not in names:
-            if any(other.startswith(name + DELIMITER) for other in names):
-                # RFC 3501 6.3.4: a \Noselect name with inferiors may not be deleted
-                raise IMAPError("NO", "mailbox has inferior hierarchical names", "CANNOT")
             raise IMAPError("NO", "no such mailbox", "NONEXISTENT")
+        if any(other.startswith(name + DELIMITER) for other in names):
+            # RFC 3501 6.3.4: a \Noselect name with inferiors may not be deleted (and an
+            # mbox mailbox has none)
+            raise IMAPError("NO", "mailbox has inferior hierarchical names", "CANNOT")
         if self.selected is not None and self.selected.name == name:
             self.deselect()  # RFC 7162 3.2.11 / RFC 3501 leaves it open: stop using it first
             self.send(b"* OK [CLOSED] the selected mailbox is being deleted\r\n")
@@ -197,11 +199,12 @@ class MailboxCommands:
             raise IMAPError("NO", "INBOX always exists", "ALREADYEXISTS")
         assert self.user is not None
         names = self._all_names()
-        if old not in names and not any(n.startswith(old + DELIMITER) for n in names):
+        folders = self._folders()
+        if old not in names + folders:
             raise IMAPError("NO", "no such mailbox", "NONEXISTENT")
         if new.startswith(old + DELIMITER):
             raise IMAPError("NO", "a mailbox cannot be moved below itself", "CANNOT")
-        self._check_new_name(new, set(names))
+        self._check_new_name(new, set(names), set(folders))
         if self.selected is not None and self.selected.name == old and old != INBOX:
             self.deselect()
             self.send(b"* OK [CLOSED] the selected mailbox is being renamed\r\n")
@@ -209,10 +212,11 @@ class MailboxCommands:
         return Done("RENAME completed")
 
     @staticmethod
-    def _check_new_name(name: str, existing: set[str]) -> None:
-        """CREATE and RENAME targets: free, and not below a mailbox (an mbox file holds
-        messages, not other mailboxes)."""
-        if name in existing or any(n.startswith(name + DELIMITER) for n in existing):
+    def _check_new_name(name: str, existing: set[str], folders: set[str]) -> None:
+        """CREATE and RENAME targets: free (neither a mailbox nor a folder), and not below a
+        mailbox (an mbox file holds messages, not other mailboxes)."""
+        taken = existing | folders
+        if name in taken or any(n.startswith(name + DELIMITER) for n in taken):
             raise IMAPError("NO", "mailbox already exists", "ALREADYEXISTS")
         parts = name.split(DELIMITER)
         for i in range(1, len(parts)):
@@ -262,7 +266,8 @@ class MailboxCommands:
             root = reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in reference else ""
             self.send(b'* LIST (\\Noselect) "/" ' + encode_name(root) + b"\r\n")
             return Done("LIST completed")
-        for name, attributes in self._matching(reference, pattern, self._all_names()):
+        matches = self._matching(reference, pattern, self._all_names(), self._folders())
+        for name, attributes in matches:
             if special_only and not any(a in SPECIAL_USE.values() for a in attributes):
                 continue
             self._send_list("LIST", name, attributes)
@@ -296,16 +301,22 @@ class MailboxCommands:
         names.add(INBOX)
         return sorted(names, key=lambda n: (n != INBOX, n))
 
+    def _folders(self) -> list[str]:
+        """Names that hold mailboxes but no messages (directories: \\Noselect)."""
+        assert self.user is not None
+        return self.store.list_folders(self.user)
+
     def _matching(
-        self, reference: str, pattern: str, names: Iterable[str]
+        self, reference: str, pattern: str, names: Iterable[str], folders: Iterable[str] = ()
     ) -> list[tuple[str, list[str]]]:
-        """Names (with implied parents) matching reference + pattern, and their attributes."""
+        """Names (with implied parents and the folders) matching reference + pattern, and
+        their attributes; a name that is no mailbox is \\Noselect (RFC 3501 6.3.8)."""
         full = reference + pattern if reference else pattern
         if full.upper().startswith(INBOX) and full[5:6] in ("", DELIMITER):
             full = INBOX + full[5:]
         regex = pattern_regex(full)
         existing = set(names)
-        every = set(existing)
+        every = existing | set(folders)
         for name in existing:
             parts = name.split(DELIMITER)
             every.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))

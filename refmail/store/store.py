@@ -3,6 +3,11 @@
 ``MailStore`` is the interface sessions get at construction (DESIGN.md, "Layers"): it hands
 out one shared Mailbox object per (user, name) in the process, and does what concerns the
 tree (CREATE, DELETE, RENAME, LIST, subscriptions; RFC 3501 6.3) and SMTP delivery.
+
+An mbox file holds messages and no other mailboxes, so the tree's inner nodes are plain
+directories: made for ``CREATE Work/Projects`` or on their own (``create_folder``, IMAP's
+``CREATE Work/``), listed by ``list_folders`` (IMAP shows them ``\\Noselect``), and kept when
+their last mailbox is deleted (RFC 3501 6.3.4's example keeps ``foo`` after ``DELETE foo/bar``).
 """
 
 from __future__ import annotations
@@ -123,6 +128,36 @@ class MailStore:
         others = sorted(name for name in names if name != INBOX)
         return ([INBOX] if INBOX in names else []) + others
 
+    def list_folders(self, user: str) -> list[str]:
+        """The directories of the user's tree (names that can hold mailboxes but no
+        messages), sorted; a directory that only holds the store's dotfiles counts too."""
+        base = self._base(user)
+        names = []
+        for directory, subdirs, _ in os.walk(base):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for sub in subdirs:
+                path = Path(directory, sub)
+                name = name_from_path(base, path)
+                if name is not None and name != INBOX and not path.is_symlink():
+                    names.append(name)
+        return sorted(names)
+
+    def create_folder(self, user: str, name: str) -> None:
+        """A directory that will hold mailboxes (IMAP ``CREATE name/``, RFC 3501 6.3.3);
+        MailboxExists when the name is taken by a mailbox or a folder."""
+        name = normalize_mailbox_name(name)
+        if name == INBOX:
+            raise MailboxExists("INBOX always exists")
+        with self._lock:
+            base = self._base(user)
+            path = mailbox_path(self.root, user, name)
+            self._check_parents(base, path)
+            if path.exists():
+                raise MailboxExists(f"{name} already exists")
+            self._make_parents(base, path)
+            path.mkdir(mode=0o700)
+            fsync_dir(path.parent)
+
     def create_mailbox(self, user: str, name: str) -> None:
         """CREATE (RFC 3501 6.3.3): parents are made as directories; MailboxExists."""
         name = normalize_mailbox_name(name)
@@ -172,19 +207,35 @@ class MailStore:
             parent = parent.parent
 
     def delete_mailbox(self, user: str, name: str) -> None:
-        """DELETE (RFC 3501 6.3.4): not INBOX, not one that holds other mailboxes."""
+        """DELETE (RFC 3501 6.3.4): not INBOX; a folder only when it holds no mailbox.
+        The parents stay, as folders."""
         name = normalize_mailbox_name(name)
         if name == INBOX:
             raise StorageError("INBOX cannot be deleted")
         with self._lock:
-            base = self._base(user)
+            self._base(user)
             path = mailbox_path(self.root, user, name)
-            if path.is_dir():
-                raise StorageError(f"mailbox {name} has child mailboxes")
+            if path.is_dir() and not path.is_symlink():
+                self._remove_folder(path, name)
+                return
             box = self.mailbox(user, name)
             box.remove_file()
             del self._boxes[(user, name)]
-            self._remove_empty_parents(base, path)
+
+    @staticmethod
+    def _remove_folder(path: Path, name: str) -> None:
+        """An empty folder goes; one with mailboxes (or foreign files) stays."""
+        leftovers = [p for p in path.iterdir() if not p.name.startswith(".")]
+        if leftovers:
+            raise StorageError(f"mailbox {name} has child mailboxes")
+        for dotfile in path.iterdir():  # a crashed rewrite's temporary file, say
+            if dotfile.is_file():
+                dotfile.unlink()
+        try:
+            path.rmdir()
+        except OSError as exc:
+            raise StorageError(f"cannot remove {name}: {exc.strerror}") from exc
+        fsync_dir(path.parent)
 
     def rename_mailbox(self, user: str, old: str, new: str) -> None:
         """RENAME (RFC 3501 6.3.5): children move too.  Renaming INBOX moves its messages to

@@ -179,6 +179,14 @@ def test_create_delete_rename_examples(env: Env) -> None:
     assert client.cmd("A683 DELETE blurdybloop") == ["A683 OK DELETE completed"]
     assert client.cmd("A684 DELETE owatagusiam")[0].startswith("A684 NO")
     assert client.cmd("A685 DELETE owatagusiam/blurdybloop") == ["A685 OK DELETE completed"]
+    # RFC 3501 6.3.4's example: the parent is still there, \Noselect, and may now go
+    reply = client.cmd('A686 LIST "" owatagusiam*')
+    assert reply == [
+        '* LIST (\\Noselect \\HasNoChildren) "/" "owatagusiam"',
+        "A686 OK LIST completed",
+    ]
+    assert client.cmd("A687 DELETE owatagusiam") == ["A687 OK DELETE completed"]
+    assert client.cmd('A688 LIST "" owatagusiam*') == ["A688 OK LIST completed"]
     assert client.cmd("A686 DELETE INBOX") == ["A686 NO [CANNOT] INBOX cannot be deleted"]
     client.cmd("A700 CREATE foo/bar")
     client.cmd("A701 CREATE blurdybloop")
@@ -199,6 +207,37 @@ def test_create_delete_rename_examples(env: Env) -> None:
     ]
     assert client.cmd("A690 CREATE sarasoop/x") == [
         "A690 NO [CANNOT] sarasoop holds messages, not mailboxes (mbox)"
+    ]
+
+
+def test_create_with_trailing_delimiter_makes_a_noselect_folder(env: Env) -> None:
+    """RFC 3501 6.3.3: ``CREATE foo/`` declares that foo will hold mailboxes; in the mbox
+    layout that is a directory, listed \\Noselect from now on (also to later sessions)."""
+    client = env.session()
+    client.login()
+    assert client.cmd("a CREATE Lists/") == ["a OK CREATE completed"]
+    assert client.cmd('b LIST "" Lists*') == [
+        '* LIST (\\Noselect \\HasNoChildren) "/" "Lists"',
+        "b OK LIST completed",
+    ]
+    assert client.cmd("c SELECT Lists") == ["c NO [NONEXISTENT] no such mailbox"]
+    assert client.cmd("d CREATE Lists/")[0].startswith("d NO [ALREADYEXISTS]")
+    assert client.cmd("e CREATE Lists")[0].startswith("e NO [ALREADYEXISTS]")
+    assert client.cmd("f CREATE Lists/python") == ["f OK CREATE completed"]
+    later = env.session()
+    later.login()
+    assert later.cmd('g LIST "" Lists*') == [
+        '* LIST (\\Noselect \\HasChildren) "/" "Lists"',
+        '* LIST (\\HasNoChildren) "/" "Lists/python"',
+        "g OK LIST completed",
+    ]
+    assert later.cmd("h DELETE Lists") == [
+        "h NO [CANNOT] mailbox has inferior hierarchical names"
+    ]
+    assert later.cmd("i RENAME Lists Groups") == ["i OK RENAME completed"]
+    assert '* LIST (\\Noselect \\HasChildren) "/" "Groups"' in later.cmd('j LIST "" %')
+    assert later.cmd("k CREATE Groups/python/sub/") == [
+        "k NO [CANNOT] Groups/python holds messages, not mailboxes (mbox)"
     ]
 
 

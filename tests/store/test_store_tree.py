@@ -128,8 +128,34 @@ def test_delete(store: MailStore) -> None:
     with pytest.raises(StorageError):
         store.delete_mailbox("alice", "Work")  # has children
     store.delete_mailbox("alice", "Work/Projects")
-    assert not (store.root / "alice" / "Work").exists()  # the empty parent went with it
+    # the parent stays, a folder (RFC 3501 6.3.4: foo is still listed after DELETE foo/bar)
+    assert (store.root / "alice" / "Work").is_dir()
     assert store.list_mailboxes("alice") == ["INBOX"]
+    assert store.list_folders("alice") == ["Work"]
+    store.delete_mailbox("alice", "Work")  # an empty folder may go
+    assert store.list_folders("alice") == []
+    assert not (store.root / "alice" / "Work").exists()
+
+
+def test_folders_hold_mailboxes_but_no_messages(store: MailStore) -> None:
+    store.create_folder("alice", "Lists/2026")
+    assert store.list_folders("alice") == ["Lists", "Lists/2026"]
+    assert store.list_mailboxes("alice") == ["INBOX"]
+    with pytest.raises(NoSuchMailbox):
+        store.mailbox("alice", "Lists")  # no messages here
+    with pytest.raises(MailboxExists):
+        store.create_folder("alice", "Lists/2026")
+    with pytest.raises(MailboxExists):
+        store.create_mailbox("alice", "Lists")  # a folder cannot also be an mbox file
+    store.create_mailbox("alice", "Lists/2026/python")
+    with pytest.raises(StorageError):
+        store.delete_mailbox("alice", "Lists/2026")  # holds a mailbox
+    store.create_mailbox("alice", "Notes")
+    with pytest.raises(StorageError):
+        store.create_folder("alice", "Notes/sub")  # below an mbox file
+    store.rename_mailbox("alice", "Lists", "Archive/Lists")
+    assert store.list_folders("alice") == ["Archive", "Archive/Lists", "Archive/Lists/2026"]
+    assert store.list_mailboxes("alice") == ["INBOX", "Archive/Lists/2026/python", "Notes"]
 
 
 def test_rename_moves_children_and_keeps_messages(store: MailStore) -> None:
