@@ -8,7 +8,6 @@ changes by other processes and other mbox programs are picked up.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import threading
@@ -20,25 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from refmail.errors import LockTimeout, StorageError
-from refmail.parse import mbox_scan
 from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
 from refmail.store.locking import FileLock
-from refmail.store.mboxfmt import (
-    MAX_UID,
-    build_entry,
-    parse_entry,
-    served_header,
-    split_entry,
-)
+from refmail.store.mboxfmt import MAX_UID, build_entry, parse_entry, served_header, split_entry
+from refmail.store.mboxio import scan_entries, write_mbox
 from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flags
 
 log = logging.getLogger(__name__)
-
-#: A rewrite streams the new file in chunks of this size.
-WRITE_CHUNK = 1 << 20
-#: A scan reads the mbox in chunks of this size (plus the message that straddles them).
-SCAN_CHUNK = 8 << 20
 
 Listener = Callable[[str, tuple[int, ...]], None]
 
@@ -203,6 +191,9 @@ class Mailbox:
         if header_only:
             return served_header(self._read_entry(entry, entry.header_length))
         return split_entry(self._read_entry(entry, entry.length)).served()
+
+    def _read_whole(self, entry: Entry) -> bytes:
+        return self._read_entry(entry, entry.length)
 
     def _read_entry(self, entry: Entry, length: int) -> bytes:
         raw = os.pread(self._file.fd, length, entry.offset)
@@ -419,41 +410,13 @@ class Mailbox:
         if event is not None:
             self._events.append(event)
 
-    def _scan_entries(self, size: int) -> Iterator[tuple[int, bytes]]:
-        """``(offset, raw entry)`` for every entry of the file, reading it in chunks so a
-        large mbox never sits in memory whole (only its largest message does)."""
-        fd = self._file.fd
-        buffer = b""
-        buffer_offset = 0  # file offset of buffer[0]
-        position = 0
-        while position < size:
-            chunk = os.pread(fd, min(SCAN_CHUNK, size - position), position)
-            if not chunk:
-                break
-            position += len(chunk)
-            buffer += chunk
-            starts = mbox_scan(buffer, 0)
-            if not starts:
-                continue
-            if buffer_offset == 0 and starts[0] != 0:
-                log.warning("mailbox %s: %d bytes before the first From", self.name, starts[0])
-            final = position >= size
-            # The last entry may continue in the next chunk: keep it for the next round.
-            complete = starts if final else starts[:-1]
-            ends = starts[1:] + [len(buffer)]
-            for start, end in zip(complete, ends, strict=False):
-                yield buffer_offset + start, buffer[start:end]
-            if not final:
-                buffer_offset += starts[-1]
-                buffer = buffer[starts[-1] :]
-
     def _rescan(self, stat: os.stat_result, known: MailboxState | None) -> MailboxState:
         """Read the whole mbox: UIDs from X-UID, UIDVALIDITY from X-IMAPbase, flags from
         Status/X-Status/X-Keywords.  Messages without a usable X-UID get UIDs now and the file
         is rewritten at once to carry them (as Dovecot does), so they survive the index."""
         offsets: list[int] = []
         parsed = []
-        for offset, raw in self._scan_entries(stat.st_size):
+        for offset, raw in scan_entries(self._file.fd, stat.st_size, self.name):
             offsets.append(offset)
             parsed.append(parse_entry(raw))
         self.parsed_messages += len(parsed)
@@ -543,84 +506,10 @@ class Mailbox:
         headers change (pending flags, new UIDs, X-IMAPbase moving to the first) are rebuilt;
         all others are copied byte for byte."""
         kept = [entry for entry in self._entries if entry.uid not in drop]
-        written = self._write_mbox(self.path, kept, state, restamp, redate)
+        written = write_mbox(self.path, kept, state, self._read_whole, restamp, redate)
         self._file.reopen()
         stat = os.fstat(self._file.fd)
         self._save(state, stat, written, full=True, event=event, keep_cache=keep_cache)
-
-    def _write_mbox(
-        self,
-        path: Path,
-        entries: list[Entry],
-        state: MailboxState,
-        restamp: frozenset[int] = frozenset(),
-        redate: frozenset[int] = frozenset(),
-    ) -> list[Entry]:
-        """Write ``entries`` (read from this mailbox's file) as a new mbox at ``path``;
-        ``restamp``: UIDs new to the file; ``redate``: entries whose From line lacks a date."""
-        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            # Every writer holds the lock, so this is what a crashed rewrite left behind.
-            log.warning("removing %s, left by an interrupted rewrite", leftover)
-            leftover.unlink(missing_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        written: list[Entry] = []
-        try:
-            chunk: list[bytes] = []
-            pending = offset = 0
-            for position, entry in enumerate(entries):
-                raw = self._read_entry(entry, entry.length)
-                base = (state.uidvalidity, state.uidnext) if position == 0 else None
-                length, header_length, size = entry.length, entry.header_length, entry.size
-                if (
-                    base is not None
-                    or entry.has_base
-                    or entry.dirty
-                    or entry.uid in restamp
-                    or entry.uid in redate
-                    or not raw.endswith(b"\n\n")
-                ):
-                    raw = build_entry(
-                        split_entry(raw),
-                        uid=entry.uid,
-                        flags=entry.flags,
-                        old=entry.old,
-                        base=base,
-                        date=entry.internaldate if entry.uid in redate else None,
-                    )
-                    parsed = parse_entry(raw)
-                    length, header_length, size = len(raw), parsed.header_length, parsed.size
-                written.append(
-                    Entry(
-                        entry.uid,
-                        offset,
-                        length,
-                        header_length,
-                        size,
-                        entry.flags,
-                        entry.old,
-                        entry.internaldate,
-                        has_base=base is not None,
-                    )
-                )
-                offset += len(raw)
-                chunk.append(raw)
-                pending += len(raw)
-                if pending >= WRITE_CHUNK:
-                    write_all(out, b"".join(chunk))
-                    chunk, pending = [], 0
-            write_all(out, b"".join(chunk))
-            fsync_file(out)
-            os.close(out)
-            out = -1
-            os.rename(temp, path)
-        except BaseException:
-            if out >= 0:
-                os.close(out)
-            temp.unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
-        return written
 
     def remove_file(self) -> None:
         """DELETE (RFC 3501 6.3.4): unlink the mbox under the lock; sessions that have it
@@ -643,7 +532,7 @@ class Mailbox:
         with self.locked():
             state = self._refresh()
             target_state = replace(state, uidvalidity=uidvalidity, generation=0)
-            written = self._write_mbox(path, self._entries, target_state)
+            written = write_mbox(path, self._entries, target_state, self._read_whole)
             stat = os.stat(path)
             target_state = replace(
                 target_state, ino=stat.st_ino, size=stat.st_size, mtime_ns=stat.st_mtime_ns

@@ -110,27 +110,6 @@ def test_envelope_and_bodystructure_come_from_the_cache_the_second_time(
     client.logout()
 
 
-def test_fetch_cache_rows_go_with_expunged_messages_and_rescans(tmp_path: Path) -> None:
-    """The cache is keyed by UID and dropped with the message, and on a rescan of a mailbox
-    another program changed (its bytes may be different now)."""
-    store = MailStore(tmp_path / "mail")
-    store.ensure_user("alice")
-    box = store.mailbox("alice", "INBOX")
-    for n in range(3):
-        box.append(b"Subject: %d\r\n\r\nbody\r\n" % n)
-    with box.reading() as reader:
-        reader.put_cached({(uid, "ENVELOPE"): b"E%d" % uid for uid in (1, 2, 3, 99)})
-        assert reader.cached([1, 2, 3, 99]) == {(u, "ENVELOPE"): b"E%d" % u for u in (1, 2, 3)}
-    box.expunge([2])
-    with box.reading() as reader:
-        assert set(reader.cached([1, 2, 3])) == {(1, "ENVELOPE"), (3, "ENVELOPE")}
-    with box.path.open("ab") as other_program:  # mutt or procmail appending
-        other_program.write(b"From x Thu Nov 26 03:37:47 2026\nSubject: new\n\nhi\n\n")
-    with box.reading() as reader:
-        assert reader.cached([1, 3]) == {}
-    store.close()
-
-
 def test_fetch_lets_go_of_the_lock_while_the_client_reads(make_server, data_dir: Path) -> None:
     """A FETCH of more than the socket buffers hold stalls on the network, never holding
     the mailbox lock: a delivery into the mailbox goes through meanwhile (STYLE.md 12)."""

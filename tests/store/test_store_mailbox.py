@@ -376,7 +376,7 @@ def test_from_line_without_date_gets_a_stable_internaldate(mail_root: Path) -> N
 def test_scan_in_small_chunks_finds_the_same_entries(
     mail_root: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    import refmail.store.mailbox as mailbox_module
+    import refmail.store.mboxio as mboxio_module
 
     user = mail_root / "alice"
     user.mkdir(parents=True)
@@ -385,7 +385,7 @@ def test_scan_in_small_chunks_finds_the_same_entries(
         f.write(b"junk before the first message\n")
         for n, body in enumerate(bodies):
             f.write(b"From a Mon Jan  5 07:08:09 2026\nSubject: %d\n\n>From %s\n\n" % (n, body))
-    monkeypatch.setattr(mailbox_module, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(mboxio_module, "SCAN_CHUNK", chunk)
     box = MailStore(mail_root).mailbox("alice", "INBOX")
     assert [box.read(i.uid) for i in box.messages()] == [
         b"Subject: %d\r\n\r\nFrom %s\r\n" % (n, body) for n, body in enumerate(bodies)
