@@ -78,6 +78,30 @@ def test_received_header_shape():
     assert header.count("\r\n") == 3 and "\n" not in header.replace("\r\n", "")
 
 
+def test_received_header_hiding_the_client():
+    """hide_client_ip: no ``from`` clause, so neither HELO name nor address (RFC 5321 7.6)."""
+    header = received_header(
+        helo="secret-laptop.home",
+        peer_ip=None,
+        hostname="mx.foo.com",
+        protocol="ESMTPSA",
+        message_id="ID2",
+        recipient="jones@foo.com",
+        when=0,
+    ).decode()
+    assert header.startswith("Received: by mx.foo.com (refmail) with ESMTPSA id ID2\r\n")
+    assert "\tfor <jones@foo.com>; " in header
+    assert "secret" not in header and "from" not in header
+    assert header.count("\r\n") == 2
+
+
+def test_the_hostname_is_a_local_domain(world):
+    """As Postfix's default mydestination: mail for user@hostname is local."""
+    host = world.config.hostname
+    assert world.delivery.is_local_domain(host.upper() + ".")
+    assert world.delivery.resolve(f"jones@{host}") == "jones"
+
+
 def test_trace_name_removes_line_breaks():
     assert trace_name("a\r\nX-Evil: 1") == "a??X-Evil:?1"
     assert trace_name("") == "unknown"
