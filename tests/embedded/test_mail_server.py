@@ -9,6 +9,8 @@ import poplib
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from email.message import EmailMessage
@@ -21,6 +23,8 @@ import refmail
 from refmail.auth import TEST_SCRYPT_N, hash_password, verify_password
 from refmail.embedded import MailServer, shared_certificate
 from refmail.tls import SELF_SIGNED_DAYS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_message(subject: str, to: str = "alice@example.test", body: str = "hello\n"):
@@ -36,6 +40,15 @@ def test_exported_lazily_from_the_package() -> None:
     assert refmail.MailServer is MailServer
     with pytest.raises(AttributeError):
         refmail.NoSuchThing  # noqa: B018
+
+
+def test_import_refmail_stays_cheap() -> None:
+    """``refmail.MailServer`` is a lazy attribute: importing the package loads no server."""
+    code = "import sys, refmail; print(sorted(m for m in sys.modules if m.startswith('refmail')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.strip() == "['refmail']"
 
 
 def test_smtp_to_imap_and_pop3(mail: MailServer) -> None:
@@ -152,6 +165,23 @@ def test_wait_for_messages_from_a_background_sender(mail: MailServer) -> None:
     sender.join()
     assert [m["Subject"] for m in messages] == ["bg 0", "bg 1", "bg 2"]
     assert took < 5
+
+
+def test_wait_for_messages_wakes_on_delivery(mail: MailServer) -> None:
+    """Woken by the mailbox's listener the moment the message is stored, not by a poll."""
+    delivered_at: list[float] = []
+
+    def deliver() -> None:
+        mail.deliver("bob", make_message("now"))
+        delivered_at.append(time.monotonic())
+
+    timer = threading.Timer(0.3, deliver)
+    timer.start()
+    [message] = mail.wait_for_messages("bob", 1, timeout=10)
+    woke_at = time.monotonic()
+    timer.join()
+    assert message["Subject"] == "now"
+    assert woke_at - delivered_at[0] < 0.25
 
 
 def test_wait_for_messages_times_out(mail: MailServer) -> None:
