@@ -534,13 +534,15 @@ class MailServer:
         root = server.store.root
         for user_dir in sorted(root.iterdir()) if root.is_dir() else ():
             user = user_dir.name
-            names = server.store.list_mailboxes(user)
-            # Children before parents, so no mailbox still holds another when deleted.
-            for name in sorted(names, key=lambda n: -n.count(SEPARATOR)):
+            for name in server.store.list_mailboxes(user):
                 box = server.store.mailbox(user, name)
                 box.expunge(info.uid for info in box.messages())
                 if name != INBOX:
                     server.store.delete_mailbox(user, name)
+            # The folders that held them (DELETE keeps parents), children before parents.
+            folders = server.store.list_folders(user)
+            for name in sorted(folders, key=lambda n: -n.count(SEPARATOR)):
+                server.store.delete_mailbox(user, name)
         for envelope in server.spool.list():
             server.spool.delete(envelope["id"])
         self._outbox.clear()

@@ -242,6 +242,7 @@ def test_reset_empties_everything(mail: MailServer) -> None:
     mail.add_user("dave", "dave-pw")
     mail.deliver("alice", make_message("a"))
     mail.deliver("alice", make_message("b"), mailbox="Work/Projects")
+    mail.running.store.create_folder("alice", "Empty/Folder")
     mail.deliver("dave", make_message("d"))
     with smtplib.SMTP(mail.host, mail.submission_port) as client:
         client.login("bob", "bob-pw")
@@ -254,6 +255,7 @@ def test_reset_empties_everything(mail: MailServer) -> None:
         assert imap.untagged_responses.get("EXPUNGE") == [b"1"]
     assert mail.messages("alice") == []
     assert mail.running.store.list_mailboxes("alice") == ["INBOX"]
+    assert mail.running.store.list_folders("alice") == []
     assert mail.outbound == []
     assert "dave" not in mail.users and not mail.running.users.exists("dave")
     assert sorted(mail.users) == ["alice", "bob"]
