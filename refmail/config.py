@@ -125,8 +125,13 @@ class Config:
 
     @property
     def local_domains(self) -> tuple[str, ...]:
-        domains = self.domains or (self.hostname,)
-        return tuple(d.lower().rstrip(".") for d in domains)
+        """The configured domains (the first is the primary one), then the hostname.
+
+        The hostname is always local, as in Postfix's default ``mydestination``: it is the name
+        the greeting gives (RFC 5321 4.1.1.1) and the domain a UA falls back to for ``user@``,
+        so mail from ``user@hostname`` can be answered and bounced to."""
+        names = [d.lower().rstrip(".") for d in (*self.domains, self.hostname)]
+        return tuple(dict.fromkeys(names))
 
     def port(self, service: str) -> int:
         """The port ``service`` listens on: an explicit override or base + standard port."""

@@ -120,19 +120,13 @@ class LocalDelivery:
         self.config = config
 
     def is_local_domain(self, domain: str) -> bool:
-        """True for one of ``config.local_domains`` or the server's own ``hostname``
+        """True for one of ``config.local_domains``, which include the server's own hostname
         (case-insensitive, trailing dot ignored).
-
-        The hostname is always local, as in Postfix's default ``mydestination``: it is the
-        domain a UA falls back to for ``user@`` (and the one RFC 5321 4.1.1.1 names in the
-        greeting), so mail from ``user@hostname`` can be answered and bounced to.
 
         Address literals (``[192.0.2.1]``) are never local here: mail to them is relayed
         or refused, so they cannot be used to slip past the relay rules.
         """
-        name = domain.lower().rstrip(".")
-        hostname = self.config.hostname.lower().rstrip(".")
-        return name in self.config.local_domains or name == hostname
+        return domain.lower().rstrip(".") in self.config.local_domains
 
     def postmaster(self) -> str | None:
         """The user receiving postmaster mail: ``config.postmaster`` or the first user."""

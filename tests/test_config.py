@@ -28,7 +28,7 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     assert config.port("smtp") == 2525
     assert config.port("pop3") == 20110
     assert config.hostname == "flag.lab.test"  # the flag wins
-    assert config.local_domains == ("lab.test",)
+    assert config.local_domains == ("lab.test", "flag.lab.test")  # the hostname is local too
     assert config.limits.recipients == 7
     assert config.mta.retry == (1, 2)
     assert config.mta.routes == {"other.test": "127.0.0.1:2526"}
