@@ -1,0 +1,261 @@
+"""IMAP end to end over loopback with imaplib: refmail against Dovecot, side by side.
+
+    python benchmarks/bench_imap_e2e.py                       # 10,000 messages, both servers
+    python benchmarks/bench_imap_e2e.py --messages 2000 --repeat 5
+    python benchmarks/bench_imap_e2e.py --pure-twin           # also refmail on the pure twin
+    python benchmarks/bench_imap_e2e.py --no-dovecot          # refmail only
+
+One mailbox of ``--messages`` seeded messages (``bench_imap_corpus``) is given to each server:
+
+- refmail: delivered through its store (``MailStore.deliver``, durable appends, as local
+  delivery does) into a temporary data directory, then ``python -m refmail serve`` with only
+  IMAP on an ephemeral port of 127.0.0.1;
+- Dovecot (Debian's ``dovecot-imapd``): the same messages written as an mboxrd ``INBOX`` and
+  ``dovecot -F -c CONF`` from a generated config (``benchmarks/dovecot.py``).
+
+Each session, timed step by step with imaplib: LOGIN; SELECT INBOX; FETCH 1:* (FLAGS ENVELOPE
+BODYSTRUCTURE); SEARCH BODY <a word in 1% of the messages>; FETCH 1:* BODY.PEEK[] (the full
+message of all; PEEK so that no run changes flags for the next); LOGOUT.  The first session
+after start is reported on its own (Dovecot builds its index there; refmail's index was built
+at delivery), then the best of ``--repeat`` warm sessions.  Answers are checked: the message
+count, one FETCH response per message, the SEARCH hits, the octets of BODY[].  The figures
+include imaplib's own parsing on the client side, the same for both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import imaplib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))
+
+import bench_imap_corpus  # noqa: E402 - after the path set-up above
+import dovecot  # noqa: E402
+
+from refmail.auth import UserDB  # noqa: E402
+from refmail.parse import mbox_quote  # noqa: E402
+from refmail.store import MailStore  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-pw"
+STEPS = ("LOGIN", "SELECT", "FETCH FLAGS ENVELOPE BODYSTRUCTURE", "SEARCH BODY", "FETCH BODY[]")
+#: The envelope line of every message in the Dovecot mbox (RFC 4155 From_ line).
+FROM_LINE = b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n"
+TIMEOUT = 600.0
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+class RefmailServer:
+    """``python -m refmail serve`` over a data directory with the corpus delivered."""
+
+    def __init__(self, data_dir: Path, messages: list[bytes], *, pure_twin: bool) -> None:
+        self.data_dir = data_dir
+        self.messages = messages
+        self.pure_twin = pure_twin
+        self.proc: subprocess.Popen[str] | None = None
+        self.address: tuple[str, int] | None = None
+
+    def prepare(self) -> float:
+        """Deliver the corpus once (a marker file says it is complete); seconds it took."""
+        marker = self.data_dir / f".bench-imap-{len(self.messages)}"
+        if marker.exists():
+            return 0.0
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True)
+        (self.data_dir / "refmail.toml").write_text(
+            'services = ["imap"]\n[ports]\nimap = 0\n', encoding="utf-8"
+        )
+        UserDB(self.data_dir / "users").add(USER, PASSWORD)
+        store = MailStore(self.data_dir / "mail")
+        store.ensure_user(USER)
+        started = time.perf_counter()
+        for message in self.messages:
+            store.deliver(USER, message, mailbox="INBOX")
+        store.close()
+        took = time.perf_counter() - started
+        marker.touch()
+        return took
+
+    def start(self) -> tuple[str, int]:
+        env = dict(os.environ)
+        env.pop("REFMAIL_NO_EXTENSIONS", None)
+        if self.pure_twin:
+            env["REFMAIL_NO_EXTENSIONS"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "refmail", "serve", "--data", str(self.data_dir.resolve())],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = re.match(r"imap\s+(\S+):(\d+)", line)
+            if found:
+                self.address = (found.group(1), int(found.group(2)))
+            if line.startswith("refmail ready"):
+                break
+        if self.address is None:
+            self.stop()
+            raise RuntimeError("refmail did not announce an IMAP port")
+        return self.address
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+        self.proc = None
+
+
+def dovecot_inbox(messages: list[bytes]) -> bytes:
+    """The corpus as an mboxrd file: From_ line, LF endings, ``>From`` quoting, blank line."""
+    return b"".join(FROM_LINE + mbox_quote(message) + b"\n" for message in messages)
+
+
+# ---------------------------------------------------------------------------- one session
+
+
+def session(address: tuple[str, int], count: int, marked: int) -> dict[str, float]:
+    """One client session; seconds per step.  Raises AssertionError on a wrong answer."""
+    times: dict[str, float] = {}
+
+    def step(name: str, action: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = action()
+        times[name] = time.perf_counter() - started
+        return result
+
+    client = imaplib.IMAP4(*address, timeout=TIMEOUT)
+    step("LOGIN", lambda: client.login(USER, PASSWORD))
+    status, data = step("SELECT", lambda: client.select("INBOX", readonly=True))
+    assert status == "OK" and int(data[0]) == count, (status, data)
+    status, data = step(STEPS[2], lambda: client.fetch("1:*", "(FLAGS ENVELOPE BODYSTRUCTURE)"))
+    assert status == "OK" and len(data) == count, (status, len(data))
+    status, data = step(STEPS[3], lambda: client.search(None, "BODY", bench_imap_corpus.MARKER))
+    hits = len(data[0].split())
+    assert status == "OK" and hits == marked, (status, hits, marked)
+    status, data = step(STEPS[4], lambda: client.fetch("1:*", "(BODY.PEEK[])"))
+    literals = [item for item in data if isinstance(item, tuple)]
+    assert status == "OK" and len(literals) == count, (status, len(literals))
+    times["octets"] = sum(len(item[1]) for item in literals)
+    client.logout()
+    return times
+
+
+def measure(
+    label: str, start: Callable[[], tuple[str, int]], count: int, repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(first session, best of ``repeat`` warm sessions) for one server."""
+    address = start()
+    marked = bench_imap_corpus.marked(count)
+    print(f"{label}: listening on {address[0]}:{address[1]}", file=sys.stderr)
+    first = session(address, count, marked)
+    print(f"{label}: first session {sum(first[s] for s in STEPS):.2f} s", file=sys.stderr)
+    best: dict[str, float] = {}
+    for run in range(repeat):
+        times = session(address, count, marked)
+        for name, value in times.items():
+            best[name] = min(best.get(name, value), value)
+        print(
+            f"{label}: warm session {run + 1} {sum(times[s] for s in STEPS):.2f} s", file=sys.stderr
+        )
+    return first, best
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def table(title: str, columns: list[tuple[str, dict[str, float]]]) -> str:
+    """Seconds per step for each server, and refmail / dovecot when both ran."""
+    names = [name for name, _ in columns]
+    ratio = "refmail" in names and "dovecot" in names
+    head = f"{'step':<36}" + "".join(f"{name:>16}" for name in names)
+    head += f"{'refmail/dovecot':>17}" if ratio else ""
+    lines = [title, head, "-" * len(head)]
+    for step_name in (*STEPS, "total"):
+        row = f"{step_name:<36}"
+        values = {}
+        for name, times in columns:
+            value = sum(times[s] for s in STEPS) if step_name == "total" else times[step_name]
+            values[name] = value
+            row += f"{value:>15.3f}s"
+        if ratio:
+            row += f"{values['refmail'] / values['dovecot']:>16.2f}x"
+        lines.append(row)
+    octets = "  ".join(f"{name}: {int(times['octets']):,}" for name, times in columns)
+    lines.append(f"BODY[] octets received  {octets}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="warm sessions per server")
+    parser.add_argument("--pure-twin", action="store_true", help="also refmail without _parse")
+    parser.add_argument("--no-dovecot", action="store_true")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "refmail-bench-imap-e2e",
+        help="refmail's data (kept between runs) and Dovecot's files",
+    )
+    args = parser.parse_args()
+    count = args.messages
+    messages = bench_imap_corpus.messages(count)
+    octets = sum(len(m) for m in messages)
+    print(f"corpus: {count} messages, {octets / 2**20:.1f} MiB", file=sys.stderr)
+
+    refmail = RefmailServer(args.workdir / f"refmail-{count}", messages, pure_twin=False)
+    took = refmail.prepare()
+    if took:
+        print(f"refmail: delivered {count} messages in {took:.1f} s", file=sys.stderr)
+    runs: list[tuple[str, RefmailServer | dovecot.DovecotServer]] = [("refmail", refmail)]
+    if args.pure_twin:
+        pure = RefmailServer(refmail.data_dir, messages, pure_twin=True)
+        runs.append(("refmail-py", pure))
+    why_not = None if args.no_dovecot else dovecot.available()
+    if not args.no_dovecot and why_not is None:
+        server = dovecot.DovecotServer(args.workdir / "dovecot", USER, PASSWORD, b"")
+        server.inbox = dovecot_inbox(messages)
+        runs.append(("dovecot", server))
+    elif why_not:
+        print(f"dovecot: not run: {why_not}", file=sys.stderr)
+
+    firsts: list[tuple[str, dict[str, float]]] = []
+    bests: list[tuple[str, dict[str, float]]] = []
+    for label, server in runs:
+        try:
+            first, best = measure(label, server.start, count, args.repeat)
+        finally:
+            server.stop()
+        firsts.append((label, first))
+        bests.append((label, best))
+
+    versions = f"refmail ({sys.version.split()[0]})"
+    if any(label == "dovecot" for label, _ in runs):
+        versions += f", Dovecot {dovecot.DovecotServer(args.workdir, '', '', b'').version}"
+    print(
+        f"\nIMAP end to end, {count} messages ({octets / 2**20:.1f} MiB), imaplib on loopback;"
+        f" {versions}"
+    )
+    print(table("\nfirst session after start (seconds)", firsts))
+    print(table(f"\nbest of {args.repeat} warm sessions (seconds)", bests))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
