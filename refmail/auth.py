@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -67,8 +68,11 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
-#: Verified against when the user does not exist, so timing does not reveal who exists.
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so timing does not reveal who exists.
+    Made on first use, not at import: one full-cost scrypt is ~50 ms of every start."""
+    return hash_password(secrets.token_hex(8))
 
 
 class UserDB:
@@ -153,7 +157,7 @@ class UserDB:
         name = name.lower()
         with self._lock:
             stored = self._load().get(name)
-        ok = verify_password(password, stored if stored is not None else _DUMMY_HASH)
+        ok = verify_password(password, stored if stored is not None else _dummy_hash())
         return name if ok and stored is not None else None
 
     def __iter__(self) -> Iterator[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import email.policy
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from refmail.auth import TEST_SCRYPT_N
 from refmail.config import IMPLICIT_TLS, STANDARD_PORTS, Config, Limits, MTAConfig, TLSConfig
 from refmail.delivery import LocalDelivery, strip_headers
 from refmail.errors import NoSuchMailbox
+from refmail.mta.scheduler import Scheduler
 from refmail.mta.spool import Spool
 from refmail.server import Server
 from refmail.store import MailStore
@@ -257,22 +259,6 @@ class CatchAllDelivery(LocalDelivery):
         return super().deliver(message, local, return_path=return_path, received=received)
 
 
-class _TestServer(Server):
-    """The real server with the delivery of ``accept_all_recipients``.  ``_make_factories``
-    is where ``Server.__init__`` hands ``self.delivery`` to the SMTP service, so the catch-all
-    delivery is put in place there (server.py has no public hook for it yet)."""
-
-    def __init__(self, config: Config, outbox: Outbox, *, catch_all: bool) -> None:
-        self._outbox = outbox
-        self._catch_all = catch_all
-        super().__init__(config)
-
-    def _make_factories(self) -> dict[str, Any]:
-        if self._catch_all:
-            self.delivery = CatchAllDelivery(self.store, self.users, self.config, self._outbox)
-        return super()._make_factories()
-
-
 class MailServer:
     """A complete refmail server for tests: SMTP, submission, POP3, IMAP (and with ``tls``
     SMTPS, POP3S, IMAPS) on free ports of 127.0.0.1.
@@ -358,16 +344,24 @@ class MailServer:
             )
             data_dir = Path(self._temp_dir.name)
         try:
-            server = _TestServer(
-                self._config(data_dir), self._outbox, catch_all=self.accept_all_recipients
+            outbox = self._outbox
+            server = Server(
+                self._config(data_dir),
+                make_delivery=(
+                    functools.partial(CatchAllDelivery, outbox=outbox)
+                    if self.accept_all_recipients
+                    else LocalDelivery
+                ),
+                make_outbound=(
+                    Scheduler
+                    if self.relay
+                    else lambda config, spool, delivery: OutboundCapture(spool, outbox)
+                ),
             )
             for name, password in self.users.items():
                 if not server.users.exists(name):
                     server.users.add(name, password, cost=self.password_cost)
                 server.store.ensure_user(name)
-            if not self.relay:
-                server.scheduler = OutboundCapture(server.spool, self._outbox)  # type: ignore[assignment]
-                server.spool.on_enqueue = server.scheduler.wake
             server.start()
         except BaseException:
             self._remove_temp_dir()

@@ -18,10 +18,18 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from refmail.auth import Authenticator, UserDB
 from refmail.config import IMPLICIT_TLS, Config
 from refmail.connection import ConnectionInfo, Session, SessionFactory
+from refmail.delivery import LocalDelivery
+from refmail.imap.session import IMAPService
+from refmail.mta.scheduler import Scheduler
+from refmail.mta.spool import Spool
+from refmail.pop3.session import POP3Service
+from refmail.smtp.session import SMTPService
+from refmail.store import MailStore
 from refmail.tls import certificate_paths, server_context
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,18 @@ PROTOCOL_OF = {
     "imap": "imap",
     "imaps": "imap",
 }
+
+
+class OutboundQueue(Protocol):
+    """What the server needs of the relay scheduler (refmail.mta.scheduler.Scheduler)."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+    def wake(self, queue_id: str | None = None) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class ConnectionLimiter:
@@ -120,7 +140,8 @@ class Listener(socketserver.ThreadingTCPServer):
                     if self._stop_requested:
                         break
                     if any(key.fileobj is self for key, _ in ready):
-                        self._handle_request_noblock()  # BaseServer's accept-and-dispatch step
+                        # BaseServer's own accept-and-dispatch step (not in typeshed).
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
                     self.service_actions()
         finally:
             self._loop_done.set()
@@ -285,25 +306,30 @@ class Server:
     writes back pending mailbox changes.
     """
 
-    def __init__(self, config: Config) -> None:
-        from refmail.delivery import LocalDelivery
-        from refmail.mta.scheduler import Scheduler
-        from refmail.mta.spool import Spool
-        from refmail.store import MailStore
-
+    def __init__(
+        self,
+        config: Config,
+        *,
+        make_delivery: Callable[[MailStore, UserDB, Config], LocalDelivery] = LocalDelivery,
+        make_outbound: Callable[[Config, Spool, LocalDelivery], OutboundQueue] = Scheduler,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``make_delivery`` and ``make_outbound`` let an embedding replace local delivery
+        and the relay scheduler (refmail.embedded captures outbound mail instead of sending
+        it); ``ssl_context`` lets several servers share one certificate context."""
         self.config = config
         self.stopping = threading.Event()
         self.users = UserDB(config.users_file)
         self.auth = Authenticator(self.users, failure_delay=config.limits.auth_failure_delay)
         self.store = MailStore(config.mail_dir)
-        self.delivery = LocalDelivery(self.store, self.users, config)
+        self.delivery = make_delivery(self.store, self.users, config)
         self.spool = Spool(config.queue_dir)
-        self.scheduler = Scheduler(config, self.spool, self.delivery)
+        self.scheduler = make_outbound(config, self.spool, self.delivery)
         self.spool.on_enqueue = self.scheduler.wake
         self.limiter = ConnectionLimiter(
             config.limits.max_connections, config.limits.max_connections_per_ip
         )
-        self.ssl_context: ssl.SSLContext | None = server_context(config)
+        self.ssl_context = ssl_context if ssl_context is not None else server_context(config)
         self.listeners: dict[str, Listener] = {}
         self._threads: list[threading.Thread] = []
         self._factories = self._make_factories()
@@ -313,8 +339,6 @@ class Server:
         return certificate_paths(self.config)[0]
 
     def _make_factories(self) -> dict[str, SessionFactory]:
-        from refmail.smtp.session import SMTPService
-
         tls = self.ssl_context is not None
         factories: dict[str, SessionFactory] = {}
         smtp = SMTPService(
@@ -334,15 +358,11 @@ class Server:
                     factories[name] = new_session
         return factories
 
-    def _pop3(self, tls: bool) -> Callable[[ConnectionInfo, Callable[[], None]], Session]:
-        from refmail.pop3.session import POP3Service
-
+    def _pop3(self, tls: bool) -> SessionFactory:
         service = POP3Service(self.config, auth=self.auth, store=self.store, tls_available=tls)
         return service.new_session
 
-    def _imap(self, tls: bool) -> Callable[[ConnectionInfo, Callable[[], None]], Session]:
-        from refmail.imap.session import IMAPService
-
+    def _imap(self, tls: bool) -> SessionFactory:
         service = IMAPService(self.config, auth=self.auth, store=self.store, tls_available=tls)
         return service.new_session
 
@@ -374,7 +394,7 @@ class Server:
 
     def address(self, service: str) -> tuple[str, int]:
         host, port = self.listeners[service].server_address[:2]
-        return host, port
+        return str(host), int(port)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.stopping.is_set():

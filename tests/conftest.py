@@ -14,6 +14,10 @@ from refmail.auth import UserDB
 from refmail.config import STANDARD_PORTS, Config, load_config
 from refmail.server import Server
 
+#: The plugin tests (tests/embedded) run example test files in pytester; pytest accepts
+#: ``pytest_plugins`` only in the top-level conftest.
+pytest_plugins = ["pytester"]
+
 
 def make_config(data_dir: Path, **overrides: object) -> Config:
     """A test configuration: every port ephemeral, fast auth-failure delays."""

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import DOMAINS, USERS
+from embedded_helpers import DOMAINS, USERS
 
 import refmail
 from refmail.auth import TEST_SCRYPT_N, hash_password, verify_password

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import plugin_installed
+from embedded_helpers import plugin_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 
