@@ -7,9 +7,9 @@
 
 One mailbox of ``--messages`` seeded messages (``bench_imap_corpus``) is given to each server:
 
-- refmail: delivered through its store (``MailStore.deliver``, durable appends, as local
-  delivery does) into a temporary data directory, then ``python -m refmail serve`` with only
-  IMAP on an ephemeral port of 127.0.0.1;
+- refmail: delivered once through its store (``MailStore.deliver``, durable appends, as local
+  delivery does) into a data directory kept in ``--workdir``; each run serves a fresh copy of
+  it with ``python -m refmail serve``, only IMAP, on an ephemeral port of 127.0.0.1;
 - Dovecot (Debian's ``dovecot-imapd``): the same messages written as an mboxrd ``INBOX`` and
   ``dovecot -F -c CONF`` from a generated config (``benchmarks/dovecot.py``).
 
@@ -17,8 +17,9 @@ Each session, timed step by step with imaplib: LOGIN; SELECT INBOX; FETCH 1:* (F
 BODYSTRUCTURE); SEARCH BODY <a word in 1% of the messages>; FETCH 1:* BODY.PEEK[] (the full
 message of all; PEEK so that no run changes flags for the next); LOGOUT.  The first session
 after start is reported on its own (Dovecot builds its index there; refmail's index was built
-at delivery), then the best of ``--repeat`` warm sessions.  Answers are checked: the message
-count, one FETCH response per message, the SEARCH hits, the octets of BODY[].  The figures
+at delivery, its ENVELOPE/BODYSTRUCTURE cache is filled there), then the best of ``--repeat``
+warm sessions.  Answers are checked: the message count, one FETCH response per message, the
+SEARCH hits, the octets of BODY[].  The figures
 include imaplib's own parsing on the client side, the same for both servers.
 """
 
@@ -60,36 +61,18 @@ TIMEOUT = 600.0
 class RefmailServer:
     """``python -m refmail serve`` over a data directory with the corpus delivered."""
 
-    def __init__(self, data_dir: Path, messages: list[bytes], *, pure_twin: bool) -> None:
+    def __init__(self, pristine: Path, data_dir: Path, *, pure_twin: bool) -> None:
+        self.pristine = pristine
         self.data_dir = data_dir
-        self.messages = messages
         self.pure_twin = pure_twin
         self.proc: subprocess.Popen[str] | None = None
         self.address: tuple[str, int] | None = None
 
-    def prepare(self) -> float:
-        """Deliver the corpus once (a marker file says it is complete); seconds it took."""
-        marker = self.data_dir / f".bench-imap-{len(self.messages)}"
-        if marker.exists():
-            return 0.0
+    def start(self) -> tuple[str, int]:
+        """Serve a fresh copy of the delivered data: every run starts with the same state."""
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
-        self.data_dir.mkdir(parents=True)
-        (self.data_dir / "refmail.toml").write_text(
-            'services = ["imap"]\n[ports]\nimap = 0\n', encoding="utf-8"
-        )
-        UserDB(self.data_dir / "users").add(USER, PASSWORD)
-        store = MailStore(self.data_dir / "mail")
-        store.ensure_user(USER)
-        started = time.perf_counter()
-        for message in self.messages:
-            store.deliver(USER, message, mailbox="INBOX")
-        store.close()
-        took = time.perf_counter() - started
-        marker.touch()
-        return took
-
-    def start(self) -> tuple[str, int]:
+        shutil.copytree(self.pristine, self.data_dir)
         env = dict(os.environ)
         env.pop("REFMAIL_NO_EXTENSIONS", None)
         if self.pure_twin:
@@ -119,6 +102,30 @@ class RefmailServer:
             self.proc.terminate()
             self.proc.wait(60)
         self.proc = None
+
+
+def deliver(data_dir: Path, messages: list[bytes]) -> float:
+    """A refmail data directory with the corpus delivered, made once (a marker file says it is
+    complete) and never served from; seconds the delivery took, 0 when it was there."""
+    marker = data_dir / f".bench-imap-{len(messages)}"
+    if marker.exists():
+        return 0.0
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / "refmail.toml").write_text(
+        'services = ["imap"]\n[ports]\nimap = 0\n', encoding="utf-8"
+    )
+    UserDB(data_dir / "users").add(USER, PASSWORD)
+    store = MailStore(data_dir / "mail")
+    store.ensure_user(USER)
+    started = time.perf_counter()
+    for message in messages:
+        store.deliver(USER, message, mailbox="INBOX")
+    store.close()
+    took = time.perf_counter() - started
+    marker.touch()
+    return took
 
 
 def dovecot_inbox(messages: list[bytes]) -> bytes:
@@ -219,14 +226,16 @@ def main() -> int:
     octets = sum(len(m) for m in messages)
     print(f"corpus: {count} messages, {octets / 2**20:.1f} MiB", file=sys.stderr)
 
-    refmail = RefmailServer(args.workdir / f"refmail-{count}", messages, pure_twin=False)
-    took = refmail.prepare()
+    pristine = args.workdir / f"delivered-{count}"
+    took = deliver(pristine, messages)
     if took:
         print(f"refmail: delivered {count} messages in {took:.1f} s", file=sys.stderr)
+    refmail = RefmailServer(pristine, args.workdir / "refmail", pure_twin=False)
     runs: list[tuple[str, RefmailServer | dovecot.DovecotServer]] = [("refmail", refmail)]
     if args.pure_twin:
-        pure = RefmailServer(refmail.data_dir, messages, pure_twin=True)
-        runs.append(("refmail-py", pure))
+        runs.append(
+            ("refmail-py", RefmailServer(pristine, args.workdir / "refmail-py", pure_twin=True))
+        )
     why_not = None if args.no_dovecot else dovecot.available()
     if not args.no_dovecot and why_not is None:
         server = dovecot.DovecotServer(args.workdir / "dovecot", USER, PASSWORD, b"")
