@@ -140,15 +140,11 @@ def parse_mail_from(arg: bytes) -> MailFrom:
 
 
 def parse_rcpt_to(arg: bytes) -> RcptTo:
-    """RCPT arguments (RFC 5321 4.1.1.3); ``<Postmaster>`` without a domain is allowed."""
+    """RCPT arguments (RFC 5321 4.1.1.3); ``<Postmaster>`` without a domain is allowed (the
+    core's path grammar returns it as sent; delivery compares it case-insensitively)."""
     try:
         path, raw = parse.parse_smtp_path(arg, b"TO")
     except parse.ParseError as exc:
-        # RFC 5321 4.1.1.3: "<Postmaster>" is a valid forward path with no domain.
-        head, _, rest = arg.partition(b":")
-        bare = rest.strip()
-        if head.strip().upper() == b"TO" and bare.lower() == b"<postmaster>":
-            return RcptTo(b"postmaster", MappingProxyType({}))
         raise SMTPError(501, "5.5.4", f"syntax: RCPT TO:<address> ({exc})") from None
     if not path:
         raise SMTPError(501, "5.5.4", "syntax: RCPT TO:<address> (empty forward path)")
