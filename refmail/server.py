@@ -15,6 +15,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 TLS_HANDSHAKE_TIMEOUT = 30.0
 WRITE_TIMEOUT = 120.0
 RECV_SIZE = 65536
+#: Slowloris: the idle timer restarts when the client's input makes the session answer, or
+#: after this many octets of input without an answer (a large DATA or literal going on), not
+#: at every byte; a client dribbling a line it never finishes is timed out like a silent one.
+MIN_PROGRESS_OCTETS = 512
 
 #: What a client hears when a connection limit is reached, before the session exists.
 #: SMTP: RFC 5321 3.8 (421 and close); POP3: RFC 3206 [SYS/TEMP]; IMAP: RFC 3501 7.1.5 BYE.
@@ -262,12 +267,14 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ, "wake")
             key = selector.register(self.sock, selectors.EVENT_READ, "client")
+            progress_at, unanswered = time.monotonic(), 0
             while not session.closing:
                 if self.server.stopping.is_set():
                     self._write(session.shutting_down())
                     return
                 pending_tls = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
-                events = [] if pending_tls else selector.select(session.idle_timeout)
+                wait = progress_at + session.idle_timeout - time.monotonic()
+                events = [] if pending_tls or wait <= 0 else selector.select(wait)
                 if not pending_tls and not events:
                     self._write(session.timed_out())
                     return
@@ -275,7 +282,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     data = self.sock.recv(RECV_SIZE)
                     if not data:
                         return
-                    self._write(session.receive_data(data))
+                    reply = session.receive_data(data)
+                    unanswered += len(data)
+                    if reply or unanswered >= MIN_PROGRESS_OCTETS:
+                        progress_at, unanswered = time.monotonic(), 0
+                    self._write(reply)
                     old_sock = self.sock
                     if not self._after_output(session):
                         return
@@ -288,6 +299,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                             pass
                     except BlockingIOError:
                         pass
+                    progress_at = time.monotonic()
                     self._write(session.pending_output())
                     old_sock = self.sock
                     if not self._after_output(session):
