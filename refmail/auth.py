@@ -168,8 +168,11 @@ class Authenticator:
     """Checks credentials and slows down failures, counted per client address and per user.
 
     Each failure from an address doubles the delay before the "no" (``failure_delay`` to
-    ``max_delay``), which makes guessing slow without locking anyone out; the count decays after
-    ``forget_after`` seconds without failures.
+    ``max_delay``), which makes guessing slow; the count decays after ``forget_after`` seconds
+    without failures.  After ``lockout_after`` failures (0: never) counted for an address or
+    for a user name, every attempt from that address or for that user is refused, right
+    password or not, until ``lockout_seconds`` have passed since the last failure (a
+    temporary lockout, as fail2ban would impose; refused attempts do not extend it).
     """
 
     def __init__(
@@ -179,6 +182,8 @@ class Authenticator:
         failure_delay: float = 1.0,
         max_delay: float = 15.0,
         forget_after: float = 900.0,
+        lockout_after: int = 0,
+        lockout_seconds: float = 300.0,
         sleep=time.sleep,
         clock=time.monotonic,
     ) -> None:
@@ -186,6 +191,8 @@ class Authenticator:
         self.failure_delay = failure_delay
         self.max_delay = max_delay
         self.forget_after = forget_after
+        self.lockout_after = lockout_after
+        self.lockout_seconds = lockout_seconds
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -201,8 +208,23 @@ class Authenticator:
         with self._lock:
             return self._count(f"ip:{peer_ip}")
 
+    def _locked_out(self, key: str) -> bool:
+        count, last = self._failures.get(key, (0, 0.0))
+        window = min(self.lockout_seconds, self.forget_after)
+        return 0 < self.lockout_after <= count and self._clock() - last < window
+
+    def locked_out(self, name: str, peer_ip: str) -> bool:
+        """True while the address or the user name is locked out."""
+        with self._lock:
+            return self._locked_out(f"ip:{peer_ip}") or self._locked_out(f"user:{name.lower()}")
+
     def authenticate(self, name: str, password: str, peer_ip: str) -> str | None:
         """The canonical user name, or None after the throttling delay."""
+        if self.locked_out(name, peer_ip):
+            log.warning("authentication refused for %r from %s: locked out", name, peer_ip)
+            if self.failure_delay > 0:
+                self._sleep(min(self.max_delay, self.failure_delay))
+            return None
         user = self.users.verify(name, password) if name else None
         if user is not None:
             return user

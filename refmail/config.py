@@ -53,10 +53,19 @@ class Limits:
     message_size: int = 36_700_160
     #: RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
     recipients: int = 100
+    #: The header section of a received message (RFC 5322 2.1): at most this many fields and
+    #: octets, else 554 5.6.0.  RFC 5322 sets no bound; Postfix bounds one field at 100 KiB
+    #: (header_size_limit), and a real header section is a few KiB with tens of fields.
+    max_header_fields: int = 1000
+    max_header_size: int = 262_144
     #: Failed AUTH/LOGIN/PASS attempts on one connection before it is closed.
     auth_failures_per_connection: int = 3
     #: First delay after a failed login, doubled per failure from the same address or user.
     auth_failure_delay: float = 1.0
+    #: Failed logins counted for one address or one user name (within 15 minutes) after which
+    #: every attempt from it or for it is refused for ``auth_lockout_seconds``; 0 disables.
+    auth_lockout_failures: int = 10
+    auth_lockout_seconds: float = 300.0
     #: RFC 2449 / RFC 1939 command line; RFC 2449 4 says 255 octets, we allow more for SASL.
     pop3_command_line: int = 8192
     imap_command_line: int = 65536

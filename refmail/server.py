@@ -332,7 +332,12 @@ class Server:
         self.config = config
         self.stopping = threading.Event()
         self.users = UserDB(config.users_file)
-        self.auth = Authenticator(self.users, failure_delay=config.limits.auth_failure_delay)
+        self.auth = Authenticator(
+            self.users,
+            failure_delay=config.limits.auth_failure_delay,
+            lockout_after=config.limits.auth_lockout_failures,
+            lockout_seconds=config.limits.auth_lockout_seconds,
+        )
         self.store = MailStore(config.mail_dir)
         self.delivery = make_delivery(self.store, self.users, config)
         self.spool = Spool(config.queue_dir)

@@ -20,6 +20,10 @@ Choices where the RFCs leave room, stated once:
 - Bare LF in DATA is normalized to CRLF; only CRLF.CRLF ends the message (SMTP smuggling).
 - A message over the size limit is read to its end and then refused with ``552 5.3.4``
   (RFC 1870 6.3).
+- A header section (RFC 5322 2.1) of more than ``limits.max_header_fields`` fields or
+  ``limits.max_header_size`` octets rejects the message with ``554 5.6.0`` (RFC 3463: 5.6.0
+  "other or undefined media error", as for NUL octets); RFC 5322 sets no bound, these are a
+  site's, as Postfix's header_size_limit is.
 - Submission policy (RFC 6409 6.1 "MAY ... ensure that the envelope sender is appropriate for
   the authenticated user"; ``config.restrict_senders``): an authenticated user may use as
   envelope sender only an address local delivery gives to that same user (``user@`` any
@@ -455,8 +459,18 @@ class SMTPSession(SASLVerbs):
             raise SMTPError(554, "5.6.0", "message contains NUL octets")
         return self._accept(envelope, content)
 
+    def _check_header_section(self, content: bytes) -> None:
+        """The site's bounds on the header section (see the module docstring): 554 5.6.0."""
+        size = parse.header_end(content)
+        if size > self.limits.max_header_size:
+            raise SMTPError(554, "5.6.0", "message header section is too large")
+        starts = sum(1 for line in content[:size].split(b"\n") if line[:1] not in b" \t\r")
+        if starts > self.limits.max_header_fields:
+            raise SMTPError(554, "5.6.0", "message has too many header fields")
+
     def _accept(self, envelope: Envelope, content: bytes) -> bytes:
         """Deliver local copies, queue foreign ones; 250 only once all are on disk (4.4)."""
+        self._check_header_section(content)
         message_id = new_message_id()
         recipients = envelope.recipients
         hidden = self.config.hide_client_ip and self.user is not None
