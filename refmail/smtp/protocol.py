@@ -324,20 +324,25 @@ class SMTPProtocol:
         return True
 
     def _next_data(self) -> Event | None:
-        buf = self._buf[self._pos :] if self._pos else self._buf
-        out, consumed, done, self._data_state, flags = parse.read_data(
-            buf, self._data_state, self.text_line
-        )
-        self._pos += consumed
-        self._search = self._pos
-        self._flags |= flags
-        self._size += len(out)
-        if not self._oversize:
-            if self._size > self.message_size:
-                self._oversize = True
-                self._parts = []  # RFC 1870 6: keep reading, stop keeping
-            elif out:
-                self._parts.append(out)
+        while True:
+            buf = self._buf[self._pos :] if self._pos else self._buf
+            out, consumed, done, self._data_state, flags = parse.read_data(
+                buf, self._data_state, self.text_line
+            )
+            self._pos += consumed
+            self._search = self._pos
+            self._flags |= flags
+            self._size += len(out)
+            if not self._oversize:
+                if self._size > self.message_size:
+                    self._oversize = True
+                    self._parts = []  # RFC 1870 6: keep reading, stop keeping
+                elif out:
+                    self._parts.append(out)
+            # read_data passes on one max-line piece of an over-long line per call: go on
+            # until what is left is shorter, or an endless line would grow the buffer.
+            if done or not consumed or len(buf) - consumed <= self.text_line:
+                break
         if not done:
             return None
         self.mode = Mode.COMMAND
