@@ -1,0 +1,314 @@
+"""The servers the end-to-end benchmarks compare: refmail itself, aiosmtpd, Dovecot's POP3.
+
+Each is a child process on 127.0.0.1 and a free port, started by ``start()`` (or ``with``) and
+stopped by ``stop()``; ``address`` is where it listens.
+
+- ``RefmailServe(data_dir, service)``: ``python -m refmail serve`` over ``data_dir`` (which
+  holds its ``refmail.toml``), the port read from its banner; ``repo=`` runs another checkout
+  (an older commit, for before/after figures).
+- ``AiosmtpdServer(workdir)``: ``python benchmarks/peers.py aiosmtpd --mbox FILE --port N``,
+  an ``aiosmtpd.controller``-less asyncio SMTP server (``pip install aiosmtpd``) whose handler
+  appends each message to one mbox file with the durability refmail gives its own deliveries:
+  a ``From_`` line, mboxrd quoting (``>From `` escaping, RFC 4155), LF line ends, then
+  ``write`` + ``flush`` + ``os.fsync`` before the 250 reply.  The handler runs on the event
+  loop, as aiosmtpd's handlers do, so fsyncs are serialized the way a one-file mbox
+  serializes them anyway.
+- ``DovecotPOP3(workdir, user, password, inbox)``: Debian's ``dovecot-pop3d`` (``dovecot -F``
+  from a generated config, POP3 only, plaintext logins on loopback), reusing the helpers of
+  ``benchmarks/dovecot.py`` (the IMAP harness) for its system user and free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import dovecot  # noqa: E402 - after the path set-up above
+
+START_TIMEOUT = 60.0
+
+
+def wait_for_banner(address: tuple[str, int], prefix: bytes, proc: subprocess.Popen) -> None:
+    """Until a connection to ``address`` is greeted with ``prefix`` (or the child died)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(address, timeout=2) as sock:
+                if sock.recv(200).startswith(prefix):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answered {prefix!r} on {address} in {START_TIMEOUT} s")
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Peer:
+    """Start/stop as a context manager; subclasses set ``proc`` and ``address`` in start()."""
+
+    proc: subprocess.Popen | None = None
+    address: tuple[str, int] | None = None
+
+    def start(self) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- refmail
+
+
+class RefmailServe(Peer):
+    """``python -m refmail serve --data DATA``; ``service``'s port is read from the banner."""
+
+    def __init__(
+        self, data_dir: Path, service: str, *, pure_twin: bool = False, repo: Path = REPO
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.service = service
+        self.pure_twin = pure_twin
+        #: The checkout whose ``refmail`` package runs (``-m`` imports it from the cwd).
+        self.repo = repo.resolve()
+
+    def start(self) -> tuple[str, int]:
+        env = dict(os.environ)
+        env.pop("REFMAIL_NO_EXTENSIONS", None)
+        if self.pure_twin:
+            env["REFMAIL_NO_EXTENSIONS"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "refmail", "serve", "--data", str(self.data_dir)],
+            cwd=self.repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # one log line per delivery would drown the table
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = re.match(rf"{self.service}\s+(\S+):(\d+)", line)
+            if found:
+                self.address = (found.group(1), int(found.group(2)))
+            if line.startswith("refmail ready"):
+                break
+        if self.address is None:
+            self.stop()
+            raise RuntimeError(f"refmail did not announce a {self.service} port")
+        return self.address
+
+    @property
+    def version(self) -> str:
+        from refmail import parse
+
+        return f"refmail ({'pure twin' if self.pure_twin else parse.IMPLEMENTATION})"
+
+
+# ---------------------------------------------------------------------------- aiosmtpd
+
+
+class AiosmtpdServer(Peer):
+    """aiosmtpd appending to ``workdir/mbox`` with an fsync per message (module doc)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir.resolve()
+        self.mbox = self.workdir / "mbox"
+
+    def start(self) -> tuple[str, int]:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port = dovecot.free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "aiosmtpd", "--mbox", str(self.mbox), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.address = ("127.0.0.1", port)
+        wait_for_banner(self.address, b"220", self.proc)
+        return self.address
+
+    @property
+    def version(self) -> str:
+        import aiosmtpd
+
+        return f"aiosmtpd {aiosmtpd.__version__}"
+
+
+#: mboxrd (RFC 4155 and the mboxrd convention): every ">*From " at a line start gets one more ">".
+MBOXRD_FROM = re.compile(rb"(?m)^(>*From )")
+
+
+def serve_aiosmtpd(mbox: Path, port: int) -> None:
+    """The aiosmtpd side: one SMTP server on the event loop, the handler below."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    class MboxHandler:
+        """Appends every message to one mbox file, durable (fsync) before the 250."""
+
+        def __init__(self, path: Path) -> None:
+            self.file = open(path, "ab")  # noqa: SIM115 - open for the server's life
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            content = envelope.original_content or envelope.content
+            body = MBOXRD_FROM.sub(rb">\1", content.replace(b"\r\n", b"\n"))
+            sender = envelope.mail_from or "MAILER-DAEMON"
+            stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime())
+            entry = f"From {sender} {stamp}\n".encode() + body
+            if not entry.endswith(b"\n"):
+                entry += b"\n"
+            self.file.write(entry + b"\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            return "250 Message accepted for delivery"
+
+    async def main() -> None:
+        handler = MboxHandler(mbox)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="aiosmtpd.test", data_size_limit=64 * 2**20),
+            host="127.0.0.1",
+            port=port,
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------- Dovecot POP3
+
+POP3_CONFIG = """\
+# Generated by refmail's benchmarks/peers.py: a private POP3 server for one benchmark run.
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+# Plaintext USER/PASS without TLS: the server listens on loopback only.
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = mbox:~/mail:INBOX=~/mail/INBOX
+mbox_read_locks = fcntl
+mbox_write_locks = fcntl dotlock
+first_valid_uid = 100
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {base}/passwd
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+class DovecotPOP3(Peer):
+    """``dovecot -F`` serving POP3 for one user whose INBOX is the given mbox bytes."""
+
+    def __init__(self, workdir: Path, user: str, password: str, inbox: bytes) -> None:
+        self.workdir = workdir.resolve()
+        self.user = user
+        self.password = password
+        self.inbox = inbox
+
+    @staticmethod
+    def available() -> str | None:
+        reason = dovecot.available()
+        if reason is None and not Path("/usr/lib/dovecot/pop3").exists():
+            reason = "dovecot-pop3d is not installed (apt-get install -y dovecot-pop3d)"
+        return reason
+
+    @property
+    def version(self) -> str:
+        out = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+        return f"Dovecot {out.stdout.split()[0]}" if out.returncode == 0 else "Dovecot"
+
+    def start(self) -> tuple[str, int]:
+        reason = self.available()
+        if reason is not None:
+            raise RuntimeError(reason)
+        uid, gid = dovecot.mail_user()
+        base = self.workdir
+        if base.exists():
+            shutil.rmtree(base)
+        home = base / "home"
+        (home / "mail").mkdir(parents=True)
+        (home / "mail" / "INBOX").write_bytes(self.inbox)
+        for path in (home, home / "mail", home / "mail" / "INBOX"):
+            os.chown(path, uid, gid)
+        for path in (base.parent, base):
+            path.chmod(path.stat().st_mode | 0o755)
+        (base / "passwd").write_text(
+            f"{self.user}:{{PLAIN}}{self.password}:{uid}:{gid}::{home}::\n", encoding="utf-8"
+        )
+        port = dovecot.free_port()
+        conf = base / "dovecot.conf"
+        conf.write_text(POP3_CONFIG.format(base=base, port=port), encoding="utf-8")
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.address = ("127.0.0.1", port)
+        try:
+            wait_for_banner(self.address, b"+OK", self.proc)
+        except RuntimeError as exc:
+            log = base / "dovecot.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            self.stop()
+            raise RuntimeError(f"{exc}\n{tail}") from None
+        return self.address
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="run one peer server in the foreground")
+    sub = parser.add_subparsers(dest="peer", required=True)
+    aio = sub.add_parser("aiosmtpd")
+    aio.add_argument("--mbox", type=Path, required=True)
+    aio.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    serve_aiosmtpd(args.mbox, args.port)
