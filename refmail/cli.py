@@ -9,6 +9,7 @@ import getpass
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -157,6 +158,15 @@ def _serve(config: Config, pidfile: queuecmd.PidFile) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(queuecmd.FLUSH_SIGNAL, lambda signum, frame: server.scheduler.flush())
+
+    def on_hangup(signum: int, frame: object) -> None:
+        """SIGHUP: reload the TLS certificate (a renewal), keeping every open session."""
+        try:
+            server.reload_tls()
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            log.error("TLS certificate reload failed, keeping the old one: %s", exc)
+
+    signal.signal(signal.SIGHUP, on_hangup)
     for service in config.services:
         host, port = server.address(service)
         shown = f"[{host}]" if ":" in host else host

@@ -409,6 +409,16 @@ class Server:
             self._threads.append(thread)
         self.scheduler.start()
 
+    def reload_tls(self) -> None:
+        """Load the certificate and key again (after a renewal) into a new context that every
+        listener uses from its next accept or STARTTLS on; open sessions keep theirs.  On an
+        error (a missing or mismatched file) the old context stays and the error is raised."""
+        context = server_context(self.config)
+        self.ssl_context = context
+        for listener in self.listeners.values():
+            listener.ssl_context = context
+        log.info("TLS certificate %s reloaded", self.cert_path)
+
     def address(self, service: str) -> tuple[str, int]:
         host, port = self.listeners[service].server_address[:2]
         return str(host), int(port)
