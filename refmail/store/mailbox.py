@@ -29,6 +29,8 @@ from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flag
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, tuple[int, ...]], None]
+#: Bytes of an append kept in its note, to recognize its torn start on disk.
+NOTE_PREFIX = 128
 
 
 def _utc_seconds(date: datetime | None) -> datetime:
@@ -60,7 +62,11 @@ class Mailbox:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._file = FileLock(path)
+        #: Where an append in progress is noted (``_note_append``); a dotfile, not a mailbox.
+        self._append_note = path.with_name(f".{path.name}.append")
         self._state: MailboxState | None = None
+        #: the picture _refresh last found current while the lock is held (None after release)
+        self._checked: MailboxState | None = None
         self._entries: list[Entry] = []
         self._position: dict[int, int] = {}
         self._infos: list[MessageInfo] | None = None
@@ -91,6 +97,7 @@ class Mailbox:
             finally:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._checked = None
                     self._file.release()
                     events, self._events = self._events, []
         finally:
@@ -247,15 +254,22 @@ class Mailbox:
                 base=(state.uidvalidity, uid + 1) if first else None,
             )
             fd = self._file.fd
-            end = os.fstat(fd).st_size
+            current = os.fstat(fd)
+            end = current.st_size
             gap = self._separator_needed(fd, end)
+            data = gap + entry
+            # A crash inside write(2) can leave part of the entry: note where it goes, so
+            # the next look at the file cuts it off (_cut_torn_append).
+            self._note_append(current.st_ino, end, data)
             try:
                 os.lseek(fd, end, os.SEEK_SET)
-                write_all(fd, gap + entry)
+                write_all(fd, data)
                 durable = os.dup(fd)
             except BaseException:
                 self._truncate(fd, end)
                 raise
+            finally:
+                self._append_note.unlink(missing_ok=True)
             stat = os.fstat(fd)
             parsed = parse_entry(entry)
             new = Entry(
@@ -358,13 +372,60 @@ class Mailbox:
 
     def _refresh(self) -> MailboxState:
         """Bring the in-memory picture up to date with the index and the file (lock held)."""
+        if self._checked is not None and self._checked is self._state:
+            # Found current earlier in this hold of the lock, and nothing here replaced it
+            # since: no other program changes the file or the index while we hold the lock,
+            # so a burst of reads (POP3 RETRs, a FETCH range) looks once, not per message.
+            return self._state
+        self._cut_torn_append()
         stat = os.fstat(self._file.fd)
         known = self._index.state(self.name)
         if known is not None and known.describes(stat.st_ino, stat.st_size, stat.st_mtime_ns):
             if known != self._state:
                 self._install(known, self._index.entries(self.name))
+            self._checked = self._state
             return known
         return self._rescan(stat, known)
+
+    def _note_append(self, ino: int, start: int, data: bytes) -> None:
+        """Write ``INO START END`` and the first bytes of ``data`` to the append note."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        note = os.open(self._append_note, flags, 0o600)
+        try:
+            write_all(note, b"%d %d %d\n" % (ino, start, start + len(data)) + data[:NOTE_PREFIX])
+        finally:
+            os.close(note)
+
+    def _cut_torn_append(self) -> None:
+        """An append a crash cut short inside write(2) left the start of an entry at the end
+        of the file, never acknowledged: truncate it away before a scan takes it for a
+        message.  Its note names the inode, where it began and would end, and its first
+        bytes (so a message another program appended since is never taken for it).  Any
+        note found under the lock is a crash's: appends remove theirs before unlocking."""
+        try:
+            note = self._append_note.read_bytes()
+        except FileNotFoundError:
+            return
+        fd = self._file.fd
+        stat = os.fstat(fd)
+        head, _, prefix = note.partition(b"\n")
+        try:
+            ino, start, end = (int(field) for field in head.split())
+        except ValueError:
+            ino = start = end = -1
+        if len(prefix) != min(NOTE_PREFIX, end - start):
+            ino = -1  # a note torn itself: its append never began
+        if ino == stat.st_ino and start < stat.st_size < end:
+            written = os.pread(fd, min(stat.st_size - start, len(prefix)), start)
+            if prefix.startswith(written):
+                log.warning(
+                    "mailbox %s: cutting off %d octets of an append torn by a crash",
+                    self.name,
+                    stat.st_size - start,
+                )
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+        self._append_note.unlink(missing_ok=True)
 
     def _install(self, state: MailboxState, entries: list[Entry]) -> None:
         """Adopt a new picture; listeners hear what changed when there was an old one."""
