@@ -8,7 +8,9 @@ import argparse
 import getpass
 import logging
 import os
+import select
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -176,12 +178,37 @@ def _serve(config: Config, pidfile: queuecmd.PidFile) -> int:
     if not server.users.names():
         print("no users yet: add one with `python -m refmail user add NAME`")
     print("refmail ready", flush=True)
-    while not stop.wait(3600):
-        pass
+    _wait_for_signals(stop)
     log.info("shutting down")
     server.stop()
     print("refmail stopped", flush=True)
     return 0
+
+
+def _wait_for_signals(stop: threading.Event) -> None:
+    """Sleep until a handler sets ``stop``, running every signal's handler at once.
+
+    A process signal is delivered to any thread that does not block it; when a server
+    thread takes it, a main thread blocked in ``stop.wait()`` is not interrupted and the
+    Python handler waited for the next wake-up (SIGHUP, SIGUSR1 or even SIGTERM could lie
+    unhandled for an hour).  The wakeup fd is written by the C-level handler whichever thread
+    runs it, so ``select`` returns and the main thread runs the Python handler."""
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    previous = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    try:
+        while not stop.is_set():
+            select.select([wake_r], [], [], 1.0)
+            try:
+                while wake_r.recv(512):
+                    pass
+            except BlockingIOError:
+                pass
+    finally:
+        signal.set_wakeup_fd(previous)
+        wake_r.close()
+        wake_w.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
