@@ -31,6 +31,7 @@ def dribble(sock, payload: bytes, every: float, stop: threading.Event) -> None:
         ("pop3", b"+OK", b"USER " + b"x" * 200, b""),
         ("imap", b"* OK", b"a LOGIN " + b"x" * 200, b"* BYE"),
     ],
+    ids=["smtp", "pop3", "imap"],
 )
 def test_slowloris_is_timed_out_and_others_are_served(
     make_server, service, greeting, line, goodbye, every
