@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from security_helpers import try_login
+from security_helpers import LOGIN_SERVICE, greeted, read_until, try_login
 
 from refmail.auth import Authenticator, UserDB
 
@@ -88,3 +88,44 @@ def test_lockout_disabled_with_zero(tmp_path: Path) -> None:
     for _ in range(20):
         assert auth.authenticate("alice", "wrong", "192.0.2.1") is None
     assert auth.authenticate("alice", "right", "192.0.2.1") == "alice"
+
+
+def fail_on_one_connection(server, protocol: str, failures: int):
+    """``failures`` wrong logins on one connection; then whether it is still open."""
+    sock = greeted(server.address(LOGIN_SERVICE[protocol]))
+    if protocol == "smtp":
+        sock.sendall(b"EHLO c.example.net\r\n")
+        read_until(sock, b"\r\n250 ")
+    for i in range(failures):
+        if protocol == "smtp":
+            sock.sendall(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n")  # \0alice\0wrong
+            assert read_until(sock, b"\r\n").startswith(b"535 ")
+        elif protocol == "pop3":
+            sock.sendall(b"USER alice\r\nPASS wrong\r\n")
+            assert b"-ERR" in read_until(sock, b"-ERR")
+        else:
+            sock.sendall(b"a%d LOGIN alice wrong\r\n" % i)
+            assert b"a%d NO" % i in read_until(sock, b"a%d NO" % i)
+    return sock
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_connection_closed_after_n_failures_not_before(make_server, protocol) -> None:
+    n = 2
+    server = make_server(limits={"auth_failures_per_connection": n, "auth_failure_delay": 0})
+    with fail_on_one_connection(server, protocol, n - 1) as sock:  # N-1: still open
+        if protocol == "smtp":
+            sock.sendall(b"AUTH PLAIN AGFsaWNlAGFsaWNlLXB3\r\n")  # \0alice\0alice-pw
+            assert read_until(sock, b"\r\n").startswith(b"235 ")
+        elif protocol == "pop3":
+            sock.sendall(b"USER alice\r\nPASS alice-pw\r\n")
+            assert b"maildrop" in read_until(sock, b"maildrop")
+        else:
+            sock.sendall(b"b LOGIN alice alice-pw\r\n")
+            assert b"b OK" in read_until(sock, b"b OK")
+    with fail_on_one_connection(server, protocol, n) as sock:  # N: closed
+        sock.settimeout(5)
+        rest = b""
+        while chunk := sock.recv(4096):
+            rest += chunk
+        assert b"+OK" not in rest and b"235" not in rest
