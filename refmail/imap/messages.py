@@ -138,11 +138,18 @@ class MessageCommands:
         return Done("CHECK completed")
 
     def imap_CLOSE(self, cmd: Command) -> Done:
-        """CLOSE (RFC 3501 6.4.2): expunge silently unless read-only, then deselect."""
+        """CLOSE (RFC 3501 6.4.2): expunge silently unless read-only, then deselect.  Flag
+        changes kept in the index are written into the mbox first (the expunge's rewrite
+        carries them; else a sync), as Dovecot's mbox_lazy_writes does on close: after the
+        OK, mutt and a rebuilt index see them too."""
         Arguments(cmd.args).end()
         view = self._view()
         if not view.readonly:
-            view.box.expunge(self._deleted(view))
+            deleted = self._deleted(view)
+            if deleted:
+                view.box.expunge(deleted)
+            else:
+                view.box.sync()
         self.deselect()
         return Done("CLOSE completed")
 

@@ -389,8 +389,15 @@ class IMAPSession(MailboxCommands, MessageCommands):
         return Done("NOOP completed")
 
     def imap_LOGOUT(self, cmd: Command) -> Done | None:
-        """LOGOUT (RFC 3501 6.1.3): BYE, then the tagged OK, then close."""
+        """LOGOUT (RFC 3501 6.1.3): BYE, then the tagged OK, then close.  Flag changes of
+        the selected mailbox still in the index are written into the mbox before the OK (as
+        CLOSE does); a mailbox busy elsewhere keeps them for the next write-back."""
         Arguments(cmd.args).end()
+        if self.selected is not None and not self.selected.readonly:
+            try:
+                self.selected.box.sync()
+            except StorageError:
+                log.exception("IMAP: flags of %r not written back at LOGOUT", self.selected.box)
         self.send(status_response("BYE", "logging out"))
         self.send(tagged(cmd.tag, "OK", "LOGOUT completed"))
         self._end()

@@ -21,6 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from refmail.errors import InsufficientStorage
+from refmail.store.fileio import DISK_FULL
+
 log = logging.getLogger(__name__)
 
 #: Queue ids are ours: hex only, so an id from the command line cannot name another file.
@@ -64,15 +67,20 @@ class Spool:
     def _write_atomic(self, name: str, data: bytes) -> None:
         """Write temp, fsync, rename over ``name``, fsync the directory."""
         tmp = self.queue_dir / f"{TEMP_PREFIX}{name}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.queue_dir / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.queue_dir / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            if exc.errno in DISK_FULL:  # a temporary condition: 452 4.3.1, not 451
+                raise InsufficientStorage("insufficient storage for the queue") from exc
             raise
         self._fsync_dir()
 
@@ -100,7 +108,11 @@ class Spool:
             "size": len(message),
         }
         self._write_atomic(queue_id + MESSAGE_SUFFIX, message)
-        self._write_atomic(queue_id + ENVELOPE_SUFFIX, _encode(envelope))
+        try:
+            self._write_atomic(queue_id + ENVELOPE_SUFFIX, _encode(envelope))
+        except BaseException:  # no 250 for it: leave no orphan behind (a full disk, say)
+            (self.queue_dir / (queue_id + MESSAGE_SUFFIX)).unlink(missing_ok=True)
+            raise
         log.info("queued %s from <%s> to %d recipient(s)", queue_id, sender, len(recipients))
         if self.on_enqueue is not None:
             self.on_enqueue(queue_id)

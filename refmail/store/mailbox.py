@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from refmail.errors import LockTimeout, StorageError
+from refmail.errors import InsufficientStorage, LockTimeout, StorageError
 from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
 from refmail.store.locking import FileLock
@@ -185,7 +185,12 @@ class Mailbox:
                 claimed.append(entry)
             if claimed:
                 self._infos = None
-                self._save(state, None, claimed, full=False)
+                try:
+                    self._save(state, None, claimed, full=False)
+                except InsufficientStorage:
+                    # A full disk must not stop reading: \Recent is told, not remembered
+                    # (another session may see these as recent too until space returns).
+                    log.warning("mailbox %s: \\Recent claims not saved: disk full", self.name)
             return {entry.uid for entry in claimed}
 
     def _read_message(self, uid: int, *, header_only: bool) -> bytes:
@@ -266,7 +271,7 @@ class Mailbox:
                 write_all(fd, data)
                 durable = os.dup(fd)
             except BaseException:
-                self._truncate(fd, end)
+                self._truncate(fd, current)
                 raise
             finally:
                 self._append_note.unlink(missing_ok=True)
@@ -302,7 +307,7 @@ class Mailbox:
                 # Not indexed (a full disk, say): take it back, so that a failed append is
                 # no append and a retried delivery is no duplicate.
                 os.close(durable)
-                self._truncate(fd, end)
+                self._truncate(fd, current)
                 raise
         try:
             fsync_file(durable)
@@ -310,10 +315,13 @@ class Mailbox:
             os.close(durable)
         return uid
 
-    def _truncate(self, fd: int, end: int) -> None:
-        """Take a failed append back off the end of the file."""
+    def _truncate(self, fd: int, before: os.stat_result) -> None:
+        """Take a failed append back off the end of the file.  The file is byte for byte as
+        ``before``, so its mtime goes back too: the index still describes it and a full
+        disk does not force a rescan whose index update would fail as well."""
         try:
-            os.ftruncate(fd, end)
+            os.ftruncate(fd, before.st_size)
+            os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
             os.fsync(fd)
         except OSError:
             log.exception("mailbox %s: could not truncate a failed append", self.name)
