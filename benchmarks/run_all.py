@@ -40,7 +40,7 @@ def main() -> None:
         smtp = argparse.ArgumentParser()
         bench_smtp_e2e.add_arguments(smtp)
         smtp_args = smtp.parse_args(
-            ["--workdir", str(args.workdir / "smtp"), "--seconds", "3"]
+            ["--workdir", str(args.workdir / "smtp")]
             + (["--sizes", "4096", "--clients", "1", "8"] if args.quick else [])
         )
         smtp_args.baseline = args.baseline
