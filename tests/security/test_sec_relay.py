@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import ssl
 
 import pytest
 from security_helpers import greeted, read_until
@@ -66,7 +67,7 @@ def test_no_relay_without_authentication(server, rcpt, service) -> None:
             b"DATA",
         )
         assert rcpt_reply[:1] == b"5", rcpt_reply
-        assert data[:1] in (b"5",), data  # no valid recipient: DATA refused (554/503)
+        assert data[:1] == b"5", data  # no valid recipient: DATA refused (554/503)
     assert queue_files(server) == []
 
 
@@ -143,3 +144,22 @@ def fetch_header(server) -> bytes:
         return data[0][1]
     finally:
         client.logout()
+
+
+def test_no_relay_after_starttls_or_a_failed_auth(server) -> None:
+    """TLS is not authentication, and neither is a failed AUTH (RFC 4954 6)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sock = greeted(server.address("smtp"))
+    smtp_lines(sock, b"EHLO c.example.net", b"STARTTLS")
+    with context.wrap_socket(sock) as tls:
+        replies = smtp_lines(
+            tls,
+            b"EHLO c.example.net",
+            b"AUTH PLAIN AGFsaWNlAHdyb25n",  # \0alice\0wrong
+            b"MAIL FROM:<alice@example.test>",
+            b"RCPT TO:<victim@foreign.example>",
+        )
+        assert replies[1].startswith(b"535 ")
+        assert replies[3].startswith(b"550 5.7.1")
+    assert queue_files(server) == []
