@@ -276,3 +276,67 @@ def check_imap_quote(value: bytes) -> None:
         assert run("imap_tokenize", [marker, value, b""], 2)[1] == [(_parse_py.IMAP_LITERAL, value)]
     else:
         assert run("imap_tokenize", [quoted], 2)[1] == [(_parse_py.IMAP_QUOTED, value)]
+
+
+# ---------------------------------------------------------------------------- atheris inputs
+
+
+def _knob(data: bytes) -> int:
+    """The small integer arguments of an atheris input: its last byte."""
+    return data[-1] if data else 0
+
+
+def check_smtp_input(data: bytes) -> None:
+    """fuzz_parse_smtp: ``data`` as a stream, each of its lines as a command and a path."""
+    knob = _knob(data)
+    check_next_line(data, knob % 5, knob % 13, 1 + knob % 100)
+    check_read_data(data, knob, 3 + knob % 40)
+    check_read_data_chunking(data, knob * 7 % (len(data) + 1), 3 + knob % 40)
+    check_dot_stuff(data)
+    for line in data.split(b"\n")[:64]:
+        check_parse_smtp_command(line + b"\n")
+        verb, _, rest = line.partition(b" ")
+        if verb.upper() in (b"MAIL", b"RCPT"):
+            check_parse_smtp_path(rest.rstrip(b"\r"), b"FROM" if verb.upper() == b"MAIL" else b"TO")
+        else:
+            check_parse_smtp_path(line, b"FROM" if knob & 1 else b"TO")
+
+
+def imap_parts(data: bytes) -> list[bytes]:
+    """The first command of ``data`` as ``imap_tokenize`` takes it: text, literal, text, ...
+    (a line ending in ``{n}`` or ``{n+}`` is followed by n octets of literal)."""
+    parts: list[bytes] = []
+    text = b""
+    pos = 0
+    while True:
+        lf = data.find(b"\n", pos)
+        line = data[pos : lf if lf >= 0 else len(data)].removesuffix(b"\r")
+        marker = _parse_py.imap_literal_at_end(line, 10)
+        if marker is not None and lf >= 0 and 0 <= marker[0] <= len(data) - lf - 1:
+            parts += [text + line, data[lf + 1 : lf + 1 + marker[0]]]
+            pos = lf + 1 + marker[0]
+            continue
+        parts.append(text + line)
+        return parts
+
+
+def check_imap_input(data: bytes) -> None:
+    """fuzz_parse_imap: ``data`` as a command with its literals, and line by line."""
+    knob = _knob(data)
+    check_imap_tokenize(imap_parts(data), (knob % 6) if knob & 0x40 else 32)
+    for line in data.split(b"\n")[:64]:
+        check_imap_literal_at_end(line.removesuffix(b"\r"), 1 + knob % 18)
+        check_imap_tokenize([line.removesuffix(b"\r")], 32)
+    check_imap_quote(data)
+
+
+def check_message_input(data: bytes) -> None:
+    """fuzz_parse_message: ``data`` as a message, a header block, an mbox file."""
+    knob = _knob(data)
+    check_header_end(data)
+    check_parse_headers(data)
+    check_mbox_quoting(data)
+    check_mbox_unquote(data)
+    check_mbox_scan(data, knob % (len(data) + 2))
+    check_mbox_scan(data, 0)
+    check_crlf(data)

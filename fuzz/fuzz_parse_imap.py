@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""atheris target: the parsing core's IMAP functions: imap_tokenize, imap_literal_at_end,
+imap_quote.
+
+Each function runs in the pure twin (instrumented: its coverage guides the fuzzer) and in
+the compiled core when built; parse_contracts checks the documented exceptions, that the
+twins agree and the result's contract.  The input is the bytes argument; the small integer
+arguments come from its last byte (parse_contracts.check_imap_input).
+
+    python fuzz/fuzz_parse_imap.py -max_total_time=60 fuzz/corpus/parse_imap
+
+(see fuzz/README.md: run_all.sh keeps what the fuzzer adds out of the repository's corpus).
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports(include=["refmail"]):
+    import parse_contracts
+
+TestOneInput = parse_contracts.check_imap_input
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()

@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""atheris target: the parsing core's SMTP functions: next_line, parse_smtp_command,
+parse_smtp_path, read_data, dot_stuff.
+
+Each function runs in the pure twin (instrumented: its coverage guides the fuzzer) and in
+the compiled core when built; parse_contracts checks the documented exceptions, that the
+twins agree and the result's contract.  The input is the bytes argument; the small integer
+arguments come from its last byte (parse_contracts.check_smtp_input).
+
+    python fuzz/fuzz_parse_smtp.py -max_total_time=60 fuzz/corpus/parse_smtp
+
+(see fuzz/README.md: run_all.sh keeps what the fuzzer adds out of the repository's corpus).
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports(include=["refmail"]):
+    import parse_contracts
+
+TestOneInput = parse_contracts.check_smtp_input
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
