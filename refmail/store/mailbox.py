@@ -22,7 +22,13 @@ from refmail.errors import InsufficientStorage, LockTimeout, StorageError
 from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
 from refmail.store.locking import FileLock
-from refmail.store.mboxfmt import MAX_UID, build_entry, parse_entry, served_header, split_entry
+from refmail.store.mboxfmt import (
+    MAX_UID,
+    new_entry,
+    parse_entry,
+    served_header,
+    split_entry,
+)
 from refmail.store.mboxio import scan_entries, write_mbox
 from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flags
 
@@ -249,7 +255,7 @@ class Mailbox:
             if uid > MAX_UID:
                 raise StorageError("mailbox has used up its UIDs")
             first = not self._entries
-            entry = build_entry(
+            entry, header_length, size = new_entry(
                 message,
                 sender=sender,
                 date=date,
@@ -276,13 +282,12 @@ class Mailbox:
             finally:
                 self._append_note.unlink(missing_ok=True)
             stat = os.fstat(fd)
-            parsed = parse_entry(entry)
             new = Entry(
                 uid,
                 end + len(gap),
                 len(entry),
-                parsed.header_length,
-                parsed.size,
+                header_length,
+                size,
                 stored_flags,
                 False,
                 date,

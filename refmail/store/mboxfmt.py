@@ -195,17 +195,50 @@ def build_entry(
     else:
         if date is None:
             raise ValueError("a new entry needs its INTERNALDATE")
-        quoted = mbox_quote(parts_or_message)
-        hend = header_end(quoted)
-        fields_end = hend - _blank_line_length(quoted[:hend])
-        own, _ = split_internal(quoted[:fields_end])
-        rest = quoted[fields_end:]
         first = from_line(sender, date)
-    if own and not own.endswith(b"\n"):
-        own += b"\n"  # a header-only message cut short; the internal headers need a line
-    if rest and not rest.endswith(b"\n"):
-        rest += b"\n"
-    return first + own + internal_headers(uid, flags, old, base) + rest + b"\n"
+        own, rest = _quoted_pieces(parts_or_message)
+    return first + _line(own) + internal_headers(uid, flags, old, base) + _line(rest) + b"\n"
+
+
+def new_entry(
+    message: bytes,
+    *,
+    sender: str = DEFAULT_SENDER,
+    date: datetime,
+    uid: int,
+    flags: Iterable[str],
+    old: bool,
+    base: tuple[int, int] | None,
+) -> tuple[bytes, int, int]:
+    """``build_entry(message, ...)`` and the ``header_length`` and ``size`` that
+    ``parse_entry`` would find in it, known from the pieces instead of parsed back out of
+    the entry (an append's hot path: for a 1 MiB message that second parse cost about a fifth
+    of the delivery).  ``size`` adds the pieces' served sizes: ``own`` ends with a LF, so
+    unquoting and CRLF counting never straddle the cut."""
+    own, rest = _quoted_pieces(message)
+    own, rest = _line(own), _line(rest)
+    first = from_line(sender, date)
+    internal = internal_headers(uid, flags, old, base)
+    blank = 1 if rest.startswith(b"\n") else 2 if rest.startswith(b"\r\n") else 0
+    header_length = len(first) + len(own) + len(internal) + blank
+    size = crlf_size(mbox_unquote(own)) + crlf_size(mbox_unquote(rest))
+    return first + own + internal + rest + b"\n", header_length, size
+
+
+def _quoted_pieces(message: bytes) -> tuple[bytes, bytes]:
+    """A new message mboxrd-quoted and cut into (its own header fields, the rest from the
+    blank line on); internal header fields a sender put in are dropped."""
+    quoted = mbox_quote(message)
+    hend = header_end(quoted)
+    fields_end = hend - _blank_line_length(quoted[:hend])
+    own, _ = split_internal(quoted[:fields_end])
+    return own, quoted[fields_end:]
+
+
+def _line(piece: bytes) -> bytes:
+    """``piece`` ending with its LF: a header-only message cut short still gets a line for
+    the internal headers after it, and the entry's separator stays a blank line."""
+    return piece + b"\n" if piece and not piece.endswith(b"\n") else piece
 
 
 @dataclass(frozen=True, slots=True)
