@@ -13,8 +13,12 @@ arguments come from its last byte (parse_contracts.check_message_input).
 """
 
 import sys
+from pathlib import Path
 
-import atheris
+# Fuzz this checkout's refmail (and import the shared modules beside this file).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import atheris  # noqa: E402
 
 with atheris.instrument_imports(include=["refmail"]):
     import parse_contracts

@@ -12,8 +12,12 @@ refmail_fuzz.drive is checked.  Seeds: RFC transcripts in the corpus directory.
 """
 
 import sys
+from pathlib import Path
 
-import atheris
+# Fuzz this checkout's refmail (and import the shared modules beside this file).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import atheris  # noqa: E402
 
 with atheris.instrument_imports(include=["refmail"]):
     import refmail_fuzz

@@ -14,17 +14,11 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from refmail import _parse_py  # noqa: E402
-from refmail._parse_errors import LineTooLong, ParseError  # noqa: E402
+from refmail import _parse_py
+from refmail._parse_errors import LineTooLong, ParseError
 
 
 def implementations() -> list[ModuleType]:

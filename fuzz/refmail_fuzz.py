@@ -26,27 +26,22 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout: fuzz the tree's refmail
-    sys.path.insert(0, str(ROOT))
-
-from refmail.auth import TEST_SCRYPT_N, Authenticator, UserDB  # noqa: E402
-from refmail.config import Config, Limits  # noqa: E402
-from refmail.connection import ConnectionInfo  # noqa: E402
-from refmail.delivery import LocalDelivery  # noqa: E402
-from refmail.imap.session import IMAPService  # noqa: E402
-from refmail.mta.spool import Spool  # noqa: E402
-from refmail.pop3.session import POP3Service  # noqa: E402
-from refmail.smtp.protocol import MAX_AUTH_LINE, Mode  # noqa: E402
-from refmail.smtp.session import SMTPService  # noqa: E402
-from refmail.store import MailStore  # noqa: E402
+from refmail.auth import TEST_SCRYPT_N, Authenticator, UserDB
+from refmail.config import Config, Limits
+from refmail.connection import ConnectionInfo
+from refmail.delivery import LocalDelivery
+from refmail.imap.session import IMAPService
+from refmail.mta.spool import Spool
+from refmail.pop3.session import POP3Service
+from refmail.smtp.protocol import MAX_AUTH_LINE, Mode
+from refmail.smtp.session import SMTPService
+from refmail.store import MailStore
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 DOMAINS = ("example.test", "example.org")
