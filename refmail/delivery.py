@@ -93,10 +93,11 @@ def received_header(
 def strip_headers(message: bytes, names: Iterable[bytes] = DROPPED_HEADERS) -> bytes:
     """Drop the header fields ``names`` (lower-case) with their continuation lines."""
     end = parse.header_end(message)
-    head, body = message[:end], message[end:]
+    head = message[:end]
     wanted = tuple(names)
     if not any(n in head.lower() for n in wanted):
-        return message
+        return message  # the common case: no copy of the body (a 1 MiB copy is not free)
+    body = message[end:]
     kept: list[bytes] = []
     dropping = False
     for line in head.splitlines(keepends=True):

@@ -197,7 +197,9 @@ def build_entry(
             raise ValueError("a new entry needs its INTERNALDATE")
         first = from_line(sender, date)
         own, rest = _quoted_pieces(parts_or_message)
-    return first + _line(own) + internal_headers(uid, flags, old, base) + _line(rest) + b"\n"
+    return b"".join(
+        (first, _line(own), internal_headers(uid, flags, old, base), _line(rest), b"\n")
+    )
 
 
 def new_entry(
@@ -222,7 +224,8 @@ def new_entry(
     blank = 1 if rest.startswith(b"\n") else 2 if rest.startswith(b"\r\n") else 0
     header_length = len(first) + len(own) + len(internal) + blank
     size = crlf_size(mbox_unquote(own)) + crlf_size(mbox_unquote(rest))
-    return first + own + internal + rest + b"\n", header_length, size
+    # One join copies the body once; a chain of + would copy it at each step.
+    return b"".join((first, own, internal, rest, b"\n")), header_length, size
 
 
 def _quoted_pieces(message: bytes) -> tuple[bytes, bytes]:
