@@ -88,8 +88,9 @@ class FuzzFailure(AssertionError):
     """An input broke one of the module docstring's rules."""
 
 
-class FeedTimeout(FuzzFailure):
-    """A feed ran past ``FEED_SECONDS``."""
+class FeedTimeout(BaseException):
+    """A feed ran past ``FEED_SECONDS``.  Not an ``Exception``: the sessions' catch-all
+    handlers must not swallow it and go on looping."""
 
 
 # ---------------------------------------------------------------------------- worlds
@@ -221,23 +222,24 @@ def internal_errors_fail() -> Iterator[InternalErrorLog]:
 
 @contextlib.contextmanager
 def time_bound(seconds: float) -> Iterator[None]:
-    """Interrupt the block with ``FeedTimeout`` after ``seconds`` (main thread, Python code;
-    a loop inside compiled code is caught afterwards by the elapsed-time check)."""
+    """Interrupt the block with ``FeedTimeout`` once it has used ``seconds`` of CPU time (a
+    busy loop in Python code; SIGVTALRM, so pytest-timeout's SIGALRM is left alone), and fail
+    it afterwards when it took longer than ``seconds`` of wall-clock time."""
     started = time.monotonic()
-    use_alarm = hasattr(signal, "setitimer") and _main_thread()
+    use_timer = hasattr(signal, "setitimer") and _main_thread()
 
     def expired(signum: int, frame: object) -> None:
-        raise FeedTimeout(f"a feed ran over {seconds} s")
+        raise FeedTimeout(f"a feed used over {seconds} s of CPU time")
 
-    if use_alarm:
-        previous = signal.signal(signal.SIGALRM, expired)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+    if use_timer:
+        previous = signal.signal(signal.SIGVTALRM, expired)
+        signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
     try:
         yield
     finally:
-        if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        if use_timer:
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            signal.signal(signal.SIGVTALRM, previous)
     elapsed = time.monotonic() - started
     if elapsed > seconds:
         raise FeedTimeout(f"a feed took {elapsed:.2f} s (bound {seconds} s)")
