@@ -253,20 +253,24 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             # claim, IMAP listeners) and drop an unfinished transaction.
             session.connection_lost()
 
-    def _after_output(self, session: Session) -> bool:
-        """Act on the session's flags after its output was written; False to close."""
+    def _send(self, session: Session, output: bytes, selector: selectors.BaseSelector) -> bool:
+        """Write ``output``, then act on the session's flags: upgrade to TLS when it asked
+        (re-registering the new socket), and say whether the connection goes on."""
+        self._write(output)
         if session.want_tls:
             assert self.server.ssl_context is not None
+            selector.unregister(self.sock)
             self.sock.settimeout(TLS_HANDSHAKE_TIMEOUT)
             self.sock = self.server.ssl_context.wrap_socket(self.sock, server_side=True)
             self.sock.settimeout(WRITE_TIMEOUT)
+            selector.register(self.sock, selectors.EVENT_READ, "client")
             self._write(session.tls_started())
         return not session.closing
 
     def _run(self, session: Session) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-            key = selector.register(self.sock, selectors.EVENT_READ, "client")
+            selector.register(self.sock, selectors.EVENT_READ, "client")
             progress_at, unanswered = time.monotonic(), 0
             while not session.closing:
                 if self.server.stopping.is_set():
@@ -286,13 +290,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     unanswered += len(data)
                     if reply or unanswered >= MIN_PROGRESS_OCTETS:
                         progress_at, unanswered = time.monotonic(), 0
-                    self._write(reply)
-                    old_sock = self.sock
-                    if not self._after_output(session):
+                    if not self._send(session, reply, selector):
                         return
-                    if self.sock is not old_sock:  # STARTTLS wrapped the socket
-                        selector.unregister(key.fileobj)
-                        key = selector.register(self.sock, selectors.EVENT_READ, "client")
                 if any(k.data == "wake" for k, _ in events):
                     try:
                         while self._wake_r.recv(4096):
@@ -300,13 +299,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     except BlockingIOError:
                         pass
                     progress_at = time.monotonic()
-                    self._write(session.pending_output())
-                    old_sock = self.sock
-                    if not self._after_output(session):
+                    if not self._send(session, session.pending_output(), selector):
                         return
-                    if self.sock is not old_sock:
-                        selector.unregister(key.fileobj)
-                        key = selector.register(self.sock, selectors.EVENT_READ, "client")
 
 
 class Server:
