@@ -11,8 +11,9 @@ and, after each chunk, does what the connection handler does (TLS upgrade on ``w
 ``pending_output`` after a ``wake``).  It raises ``FuzzFailure`` when:
 
 - a session lets an exception out (the Session contract: every fault becomes a reply);
-- a session logged an internal error (sessions catch everything and answer 451 / -ERR
-  [SYS/TEMP] / NO [SERVERBUG], so the log is where a bug shows) or put such a reply on the wire;
+- a session logged an error (sessions catch everything and answer 451 / -ERR [SYS/TEMP] /
+  NO [SERVERBUG], so the log is where a bug shows), or an SMTP session wrote a line that is
+  not a reply or its 451 (POP3 and IMAP echo client text at line starts, so no such check);
 - one feed took longer than ``FEED_SECONDS`` (a hang, or work out of proportion to the input);
 - what the session holds from the client (unread bytes, a message being received, a
   command's literals) exceeds the limits it was configured with.
