@@ -254,6 +254,25 @@ class Ledger:
         return found
 
 
+def trim(data_dir: Path, box: Box, ledger: Ledger, keep: int = 150) -> None:
+    """Expunge all but the newest ``keep`` messages (server dead), so a long run's checks
+    do not grow with it; the ledger forgets them (their UIDs stay seen)."""
+    user, name = box
+    store = MailStore(data_dir / "mail")
+    try:
+        mailbox = store.mailbox(user, name)
+        infos = mailbox.messages()
+        if len(infos) <= keep:
+            return
+        mailbox.expunge([info.uid for info in infos[:-keep]])
+    finally:
+        store.close()
+    seen = ledger.seen[box]
+    ids = {crash_id for crash_id, uid in seen.uids.items() if uid in {i.uid for i in infos[:-keep]}}
+    ledger.status[box] = {i: s for i, s in ledger.status[box].items() if i not in ids}
+    seen.uids = {i: uid for i, uid in seen.uids.items() if i not in ids}
+
+
 def read_with_python(path: Path) -> list[tuple[str, int, frozenset[str]]]:
     """``(id, X-UID, keywords)`` of each message, by Python's mailbox.mbox, bodies checked."""
     result = []
