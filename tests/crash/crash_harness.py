@@ -97,6 +97,7 @@ class CrashServer:
         self.data_dir = data_dir
         self.args = args
         self.process: ServeProcess | None = None
+        self.addresses: dict[str, tuple[str, int]] = {}
         self.log: collections.deque[str] = collections.deque(maxlen=80)
         self.kills = 0
 
@@ -112,8 +113,11 @@ class CrashServer:
             self.log.append(line.rstrip("\n"))
 
     def address(self, service: str) -> tuple[str, int]:
-        assert self.process is not None
-        return self.process.address(service)
+        """The listener of the current process, or of the last one once it is killed (a
+        worker connecting then gets ECONNREFUSED, as a client of a dead server does)."""
+        if self.process is not None:
+            self.addresses = dict(self.process.addresses)
+        return self.addresses[service]
 
     def kill(self) -> None:
         """SIGKILL, and reap the child (so its pid is really gone for the dotlock checks)."""
