@@ -142,34 +142,33 @@ class MailStore:
                     names.append(name)
         return sorted(names)
 
+    def _new_path(self, user: str, name: str) -> Path:
+        """The path a new mailbox or folder ``name`` takes, with its parent directories made;
+        MailboxExists when the name is taken.  Called with ``self._lock`` held."""
+        if name == INBOX:
+            raise MailboxExists("INBOX always exists")
+        base = self._base(user)
+        path = mailbox_path(self.root, user, name)
+        self._check_parents(base, path)
+        if path.exists():
+            raise MailboxExists(f"{name} already exists")
+        self._make_parents(base, path)
+        return path
+
     def create_folder(self, user: str, name: str) -> None:
         """A directory that will hold mailboxes (IMAP ``CREATE name/``, RFC 3501 6.3.3);
         MailboxExists when the name is taken by a mailbox or a folder."""
         name = normalize_mailbox_name(name)
-        if name == INBOX:
-            raise MailboxExists("INBOX always exists")
         with self._lock:
-            base = self._base(user)
-            path = mailbox_path(self.root, user, name)
-            self._check_parents(base, path)
-            if path.exists():
-                raise MailboxExists(f"{name} already exists")
-            self._make_parents(base, path)
+            path = self._new_path(user, name)
             path.mkdir(mode=0o700)
             fsync_dir(path.parent)
 
     def create_mailbox(self, user: str, name: str) -> None:
         """CREATE (RFC 3501 6.3.3): parents are made as directories; MailboxExists."""
         name = normalize_mailbox_name(name)
-        if name == INBOX:
-            raise MailboxExists("INBOX always exists")
         with self._lock:
-            base = self._base(user)
-            path = mailbox_path(self.root, user, name)
-            self._check_parents(base, path)
-            if path.exists():
-                raise MailboxExists(f"mailbox {name} already exists")
-            self._make_parents(base, path)
+            path = self._new_path(user, name)
             self._create_file(path)
             index = self._index(user)
             index.delete(name)
