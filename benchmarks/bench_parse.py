@@ -1,53 +1,85 @@
-"""The SMTP hot path of the parsing core: compiled ``_parse`` vs pure ``_parse_py`` vs stdlib.
+"""The parsing core on the shared corpus: compiled ``_parse`` vs pure ``_parse_py`` vs stdlib.
 
-    python benchmarks/bench_parse.py --fast              # quick figures
-    python benchmarks/bench_parse.py -o parse.json       # pyperf's full run, saved
-    python benchmarks/bench_parse.py --select read_data  # only benchmarks whose name has this
+    python benchmarks/bench_parse.py --fast                   # every function, ~5-8 min
+    python benchmarks/bench_parse.py --fast --messages 1000   # a smoke run, ~2 min
+    python benchmarks/bench_parse.py -o parse.json            # pyperf's full run, saved
+    python benchmarks/bench_parse.py --select mbox            # only names holding this
+    python benchmarks/bench_parse.py --summarize parse.json   # the summary table of a saved run
 
-Benchmarks (``[cython]``/``[python]`` are the two twins, ``[stdlib]`` the nearest stdlib code):
+Every public function of ``refmail/_parse_py.py`` (``__all__``, the API of ``_parse.pyi``) has
+a workload here, run over the ``--messages`` first messages of the shared corpus
+(``corpus.mailbox()``: 10,000 seeded messages, plain, multipart with attachments, non-ASCII
+headers, long threads).  One timed value is one pass over the corpus; pyperf reports the time
+per message (``inner_loops`` = the number of items).  ``[cython]`` and ``[python]`` are the two
+twins; ``[stdlib ...]`` the standard library's nearest equivalent where one exists:
 
-- ``smtp_command``: ``parse_smtp_command`` over one transaction's command lines (per line).
-- ``smtp_path``: ``parse_smtp_path`` over MAIL/RCPT arguments (per argument); the stdlib
-  reference is ``email.utils.parseaddr``, which extracts an address but checks no grammar.
-- ``read_data <kind> <size> whole|64k``: DATA unstuffing and terminator search on a dot-stuffed
-  message, given in one buffer or received in 64 KiB chunks as the server does.
-- ``dot_stuff``: the sending side (POP3 RETR, outbound SMTP); stdlib: ``smtplib.quotedata``.
-- ``headers <kind>``: ``header_end`` + ``parse_headers`` on a message; stdlib:
-  ``email.parser.BytesHeaderParser``.
-- ``mbox_quote <kind> <size>``: mboxrd formatting for an append; stdlib: ``mailbox.mbox.add``
-  of the same bytes (its mboxo formatting plus a buffered write, no flush or fsync).
+=====================  ==========================================  =============================
+function               workload (per message of the corpus)        stdlib reference
+=====================  ==========================================  =============================
+next_line              every line of the message as a server       ``io.BytesIO.readline``
+                       reads it (limit 1000, RFC 5321 4.5.3.1.6)   (socket.makefile's readline)
+parse_smtp_command     EHLO, MAIL, RCPT per recipient, DATA, QUIT  none
+parse_smtp_path        MAIL/RCPT arguments from its From/To        ``email.utils.parseaddr``
+read_data              the dot-stuffed message + ``.`` in one      ``poplib`` reading a
+                       buffer (DATA unstuffing, RFC 5321 4.5.2)    multi-line reply (unstuffs)
+dot_stuff              the message (RETR, relaying)                ``smtplib._quote_periods``
+header_end             the message                                 none (a find)
+parse_headers          its header block                            ``BytesHeaderParser``
+mbox_quote             the message, for an append                  ``mailbox.mbox.add`` (mboxo
+                                                                   From-mangling, buffered
+                                                                   write to a temp file)
+mbox_unquote           its stored (mboxrd, LF) body                none
+mbox_scan              the corpus as one mbox, in memory (per      none
+                       message found)
+mbox read (composite)  read the mbox file, ``mbox_scan``, slice    ``mailbox.mbox`` iteration
+                       out every message                           (``get_bytes`` of each)
+to_crlf                its stored (LF) body                        ``smtplib._fix_eols`` (str)
+crlf_size              its stored (LF) body                        none
+imap_tokenize          UID FETCH, SEARCH SUBJECT "...", APPEND     none (imaplib parses
+                       with the message as a literal               responses, not commands)
+imap_literal_at_end    those command lines                         none
+imap_quote             its Subject/From/To values                  ``imaplib.IMAP4._quote``
+=====================  ==========================================  =============================
 
-The corpus comes from ``benchmarks/corpus.py`` (seeded, deterministic).  The compiled
-benchmarks are left out, with a note on stderr, when ``refmail._parse`` is not built.
+A function in ``__all__`` without a workload here is named on stderr and in the summary (the
+parsing core grows; add its workload to ``WORKLOADS``).  The compiled benchmarks are left out,
+with a note on stderr, when ``refmail._parse`` is not built.  At the end the master process
+prints a summary: µs per message for each side, and the time ratios compiled/twin and
+compiled/stdlib (below 1: the compiled core is faster).
+
+Defaults are sized for passes of 10,000 messages: 6 processes, 1 warm-up and 3 values of one
+pass each (``--fast``: 3 processes, 2 values); pyperf's options override them.
 """
 
 from __future__ import annotations
 
 import email.parser
 import email.utils
+import imaplib
 import importlib
+import io
 import mailbox
+import poplib
+import re
 import smtplib
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import pyperf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent))
 
 import corpus  # noqa: E402 - after the path set-up above
 
 from refmail import _parse_py  # noqa: E402
 
-KIB = 1024
-MIB = 1024 * KIB
-CHUNK = 64 * KIB  # what the server's connection handler reads per recv
 MAX_LINE = 1000  # RFC 5321 4.5.3.1.6
+IMAP_DEPTH = 8
 
 
 def implementations() -> list[tuple[str, ModuleType]]:
@@ -60,134 +92,614 @@ def implementations() -> list[tuple[str, ModuleType]]:
     return found
 
 
+# ---------------------------------------------------------------------------- inputs
+
+MESSAGES = corpus.COUNT
+_memo: dict[str, object] = {}
+
+
+def memo(name: str, make: Callable[[], object]) -> object:
+    """Inputs are made on first use in the worker that needs them (not in every worker)."""
+    if name not in _memo:
+        _memo[name] = make()
+    return _memo[name]
+
+
+def messages() -> list[bytes]:
+    return memo("messages", lambda: corpus.mailbox()[:MESSAGES])  # type: ignore[return-value]
+
+
+def header_blocks() -> list[bytes]:
+    return memo("blocks", lambda: [m[: _parse_py.header_end(m)] for m in messages()])  # type: ignore[return-value]
+
+
+def header_values(name: bytes) -> list[bytes]:
+    """One header's (unfolded) value of every message that has it."""
+
+    def make() -> list[bytes]:
+        found = []
+        for block in header_blocks():
+            for key, value in _parse_py.parse_headers(block):
+                if key.lower() == name:
+                    found.append(value)
+                    break
+        return found
+
+    return memo(f"header {name!r}", make)  # type: ignore[return-value]
+
+
+def stored_bodies() -> list[bytes]:
+    """The messages as the mbox stores them: LF line ends, mboxrd quoting."""
+    return memo("stored", lambda: [_parse_py.mbox_quote(m) for m in messages()])  # type: ignore
+
+
+def mbox_file() -> tuple[Path, bytes, int]:
+    """The corpus as an mboxrd file in the temporary directory, its bytes, its message count."""
+
+    def make() -> tuple[Path, bytes, int]:
+        data = corpus.mbox_bytes(messages())
+        path = Path(tempfile.gettempdir()) / f"refmail-bench-parse-{len(messages())}.mbox"
+        if not path.exists() or path.stat().st_size != len(data):
+            partial = path.with_suffix(".tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
+        return path, data, len(messages())
+
+    return memo("mbox", make)  # type: ignore[return-value]
+
+
+ADDRESS = re.compile(rb"<([^<>\s]+@[^<>\s]+)>|(?<![<\w.])([\w.+-]+@[\w.-]+\w)")
+
+
+def addresses(value: bytes) -> list[bytes]:
+    return [a or b for a, b in ADDRESS.findall(value)]
+
+
+def smtp_transactions() -> list[list[bytes]]:
+    """Per message: the command lines a client sends to deliver it (RFC 5321 4.1.1)."""
+
+    def make() -> list[list[bytes]]:
+        out = []
+        for message, (sender, to) in zip(messages(), senders_recipients(), strict=True):
+            out.append(
+                [
+                    b"EHLO client.example.org\r\n",
+                    b"MAIL FROM:<%s> SIZE=%d BODY=8BITMIME\r\n" % (sender, len(message)),
+                    *(b"RCPT TO:<%s>\r\n" % rcpt for rcpt in to),
+                    b"DATA\r\n",
+                    b"QUIT\r\n",
+                ]
+            )
+        return out
+
+    return memo("smtp", make)  # type: ignore[return-value]
+
+
+def senders_recipients() -> list[tuple[bytes, list[bytes]]]:
+    def make() -> list[tuple[bytes, list[bytes]]]:
+        out = []
+        for block in header_blocks():
+            fields = {k.lower(): v for k, v in _parse_py.parse_headers(block)}
+            sender = (addresses(fields.get(b"from", b"")) or [b"nobody@example.org"])[0]
+            out.append((sender, addresses(fields.get(b"to", b"")) or [b"bob@example.test"]))
+        return out
+
+    return memo("envelopes", make)  # type: ignore[return-value]
+
+
+def smtp_path_args() -> list[list[tuple[bytes, bytes]]]:
+    """Per message: the MAIL and RCPT arguments as ``parse_smtp_path`` gets them."""
+
+    def make() -> list[list[tuple[bytes, bytes]]]:
+        out = []
+        for message, (sender, to) in zip(messages(), senders_recipients(), strict=True):
+            args = [(b"FROM:<%s> SIZE=%d BODY=8BITMIME" % (sender, len(message)), b"FROM")]
+            args += [(b"TO:<%s>" % rcpt, b"TO") for rcpt in to]
+            out.append(args)
+        return out
+
+    return memo("paths", make)  # type: ignore[return-value]
+
+
+def imap_commands() -> list[list[list[bytes]]]:
+    """Per message: three commands as ``imap_tokenize`` gets them (text, literal, text...)."""
+
+    def make() -> list[list[list[bytes]]]:
+        subjects = {}
+        for n, block in enumerate(header_blocks()):
+            for key, value in _parse_py.parse_headers(block):
+                if key.lower() == b"subject":
+                    subjects[n] = value
+        out = []
+        for n, message in enumerate(messages()):
+            subject = subjects.get(n, b"report").replace(b"\\", b"").replace(b'"', b"")
+            subject = subject.decode("ascii", "replace").encode("ascii", "replace")
+            out.append(
+                [
+                    [
+                        b"a%d UID FETCH %d:%d (FLAGS INTERNALDATE RFC822.SIZE "
+                        b"BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID)])"
+                        % (n, n + 1, n + 50)
+                    ],
+                    [b'b%d UID SEARCH CHARSET UTF-8 SUBJECT "%s" NOT DELETED' % (n, subject)],
+                    [b"c%d APPEND INBOX (\\Seen) {%d}" % (n, len(message)), message, b""],
+                ]
+            )
+        return out
+
+    return memo("imap", make)  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------------------- workloads
 
 
-def commands(impl: ModuleType, lines: list[bytes]) -> None:
+def w_next_line(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+    next_line = impl.next_line
+
+    def run() -> None:
+        for buf in items:
+            pos = 0
+            end = next_line(buf, pos, pos, MAX_LINE)
+            while end >= 0:
+                pos = end
+                end = next_line(buf, pos, pos, MAX_LINE)
+
+    return run, len(items)
+
+
+def s_next_line() -> tuple[Callable[[], object], int]:
+    items = messages()
+
+    def run() -> None:
+        for buf in items:
+            readline = io.BytesIO(buf).readline
+            while readline(MAX_LINE + 1):
+                pass
+
+    return run, len(items)
+
+
+def w_parse_smtp_command(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = smtp_transactions()
     parse = impl.parse_smtp_command
-    for line in lines:
-        parse(line)
+
+    def run() -> None:
+        for lines in items:
+            for line in lines:
+                parse(line)
+
+    return run, len(items)
 
 
-def paths(impl: ModuleType, args: list[tuple[bytes, bytes]]) -> None:
+def w_parse_smtp_path(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = smtp_path_args()
     parse = impl.parse_smtp_path
-    for arg, keyword in args:
-        parse(arg, keyword)
+
+    def run() -> None:
+        for args in items:
+            for arg, keyword in args:
+                parse(arg, keyword)
+
+    return run, len(items)
 
 
-def stdlib_paths(args: list[tuple[str, str]]) -> None:
+def s_parse_smtp_path() -> tuple[Callable[[], object], int]:
+    items = [[arg.decode("utf-8", "replace") for arg, _ in args] for args in smtp_path_args()]
     parse = email.utils.parseaddr
-    for arg, _ in args:
-        parse(arg)
+
+    def run() -> None:
+        for args in items:
+            for arg in args:
+                parse(arg)
+
+    return run, len(items)
 
 
-def read_whole(impl: ModuleType, stream: bytes) -> None:
-    out, consumed, done, _, _ = impl.read_data(stream, impl.DATA_INITIAL, MAX_LINE)
-    assert done and consumed == len(stream)
+def dot_streams() -> list[bytes]:
+    return memo("streams", lambda: [_parse_py.dot_stuff(m) + b".\r\n" for m in messages()])  # type: ignore[return-value]
 
 
-def read_chunked(impl: ModuleType, chunks: list[bytes]) -> None:
-    """The session's loop: append a recv'd chunk to what is left, consume complete lines."""
-    read_data = impl.read_data
-    state = impl.DATA_INITIAL
-    parts = []
-    buf = b""
-    for chunk in chunks:
-        buf = buf + chunk if buf else chunk
-        out, consumed, done, state, _ = read_data(buf, state, MAX_LINE)
-        parts.append(out)
-        buf = buf[consumed:]
-    assert done
-    b"".join(parts)
+def w_read_data(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = dot_streams()
+    read_data, initial = impl.read_data, impl.DATA_INITIAL
+
+    def run() -> None:
+        for stream in items:
+            read_data(stream, initial, MAX_LINE)
+
+    return run, len(items)
 
 
-def headers(impl: ModuleType, message: bytes) -> None:
-    impl.parse_headers(message[: impl.header_end(message)])
+def s_read_data() -> tuple[Callable[[], object], int]:
+    """poplib's multi-line reply reader (readline, unstuff ``..``), joined back to bytes."""
+    items = [b"+OK\r\n" + stream for stream in dot_streams()]
+    client = object.__new__(poplib.POP3)
+    client._debugging = 0
+
+    def run() -> None:
+        for stream in items:
+            client.file = io.BytesIO(stream)
+            b"\r\n".join(client._getlongresp()[1])
+
+    return run, len(items)
 
 
-def stdlib_headers(parser: email.parser.BytesHeaderParser, message: bytes) -> None:
-    parser.parsebytes(message).items()
+def w_dot_stuff(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+    stuff = impl.dot_stuff
+
+    def run() -> None:
+        for message in items:
+            stuff(message)
+
+    return run, len(items)
 
 
-def mailbox_add_timer(message: bytes) -> Callable[[int], float]:
-    """Time ``mailbox.mbox.add`` into a fresh temporary mbox, set-up outside the timing."""
+def s_dot_stuff() -> tuple[Callable[[], object], int]:
+    items = messages()
+    stuff = smtplib._quote_periods
 
-    def run(loops: int) -> float:
+    def run() -> None:
+        for message in items:
+            stuff(message)
+
+    return run, len(items)
+
+
+def w_header_end(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+    header_end = impl.header_end
+
+    def run() -> None:
+        for message in items:
+            header_end(message)
+
+    return run, len(items)
+
+
+def w_parse_headers(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = header_blocks()
+    parse = impl.parse_headers
+
+    def run() -> None:
+        for block in items:
+            parse(block)
+
+    return run, len(items)
+
+
+def s_parse_headers() -> tuple[Callable[[], object], int]:
+    """BytesHeaderParser (compat32 policy) on the header block, every field read once."""
+    items = header_blocks()
+    parser = email.parser.BytesHeaderParser()
+
+    def run() -> None:
+        for block in items:
+            parser.parsebytes(block).items()
+
+    return run, len(items)
+
+
+def w_mbox_quote(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+    quote = impl.mbox_quote
+
+    def run() -> None:
+        for message in items:
+            quote(message)
+
+    return run, len(items)
+
+
+def s_mbox_quote() -> tuple[Callable[[], object], int]:
+    """``mailbox.mbox.add`` of every message into a fresh temporary mbox (no flush)."""
+    items = messages()
+
+    def run() -> None:
         with tempfile.TemporaryDirectory() as directory:
             box = mailbox.mbox(Path(directory) / "box")
-            box.lock()
-            started = time.perf_counter()
-            for _ in range(loops):
+            for message in items:
                 box.add(message)
-            elapsed = time.perf_counter() - started
-            box.unlock()
             box.close()
-        return elapsed
+
+    return run, len(items)
+
+
+def w_mbox_unquote(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = stored_bodies()
+    unquote = impl.mbox_unquote
+
+    def run() -> None:
+        for body in items:
+            unquote(body)
+
+    return run, len(items)
+
+
+def w_mbox_scan(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    _, data, count = mbox_file()
+    scan = impl.mbox_scan
+    assert len(scan(data, 0)) == count
+
+    def run() -> None:
+        scan(data, 0)
+
+    return run, count
+
+
+def w_mbox_read(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    """Read the mbox file, find its messages, slice each out (without its From_ line)."""
+    path, _, count = mbox_file()
+    scan = impl.mbox_scan
+
+    def run() -> None:
+        data = path.read_bytes()
+        starts = scan(data, 0)
+        ends = starts[1:] + [len(data)]
+        for start, end in zip(starts, ends, strict=True):
+            data[data.index(b"\n", start) + 1 : end]
+
+    return run, count
+
+
+def s_mbox_read() -> tuple[Callable[[], object], int]:
+    path, _, count = mbox_file()
+
+    def run() -> None:
+        box = mailbox.mbox(path, create=False)
+        for key in box.iterkeys():
+            box.get_bytes(key)
+        box.close()
+
+    return run, count
+
+
+def w_to_crlf(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = stored_bodies()
+    to_crlf = impl.to_crlf
+
+    def run() -> None:
+        for body in items:
+            to_crlf(body)
+
+    return run, len(items)
+
+
+def s_to_crlf() -> tuple[Callable[[], object], int]:
+    items = [body.decode("latin-1") for body in stored_bodies()]
+    fix = smtplib._fix_eols
+
+    def run() -> None:
+        for body in items:
+            fix(body)
+
+    return run, len(items)
+
+
+def w_crlf_size(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = stored_bodies()
+    size = impl.crlf_size
+
+    def run() -> None:
+        for body in items:
+            size(body)
+
+    return run, len(items)
+
+
+def w_imap_tokenize(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = imap_commands()
+    tokenize = impl.imap_tokenize
+
+    def run() -> None:
+        for commands in items:
+            for parts in commands:
+                tokenize(parts, IMAP_DEPTH)
+
+    return run, len(items)
+
+
+def w_imap_literal_at_end(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = [[parts[0] for parts in commands] for commands in imap_commands()]
+    literal_at_end = impl.imap_literal_at_end
+
+    def run() -> None:
+        for lines in items:
+            for line in lines:
+                literal_at_end(line, 10)
+
+    return run, len(items)
+
+
+def quote_values() -> list[list[bytes]]:
+    def make() -> list[list[bytes]]:
+        out = []
+        for block in header_blocks():
+            fields = {k.lower(): v for k, v in _parse_py.parse_headers(block)}
+            out.append([fields.get(name, b"") for name in (b"subject", b"from", b"to")])
+        return out
+
+    return memo("quote", make)  # type: ignore[return-value]
+
+
+def w_imap_quote(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = quote_values()
+    quote = impl.imap_quote
+
+    def run() -> None:
+        for values in items:
+            for value in values:
+                quote(value)
+
+    return run, len(items)
+
+
+def s_imap_quote() -> tuple[Callable[[], object], int]:
+    items = [[v.decode("utf-8", "replace") for v in values] for values in quote_values()]
+    quote = imaplib.IMAP4._quote
+
+    def run() -> None:
+        for values in items:
+            for value in values:
+                quote(None, value)
+
+    return run, len(items)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str  # the core function (or a composite: "mbox read")
+    twin: Callable[[ModuleType], tuple[Callable[[], object], int]]
+    stdlib: Callable[[], tuple[Callable[[], object], int]] | None = None
+    stdlib_label: str = ""
+
+
+WORKLOADS = (
+    Workload("next_line", w_next_line, s_next_line, "BytesIO.readline"),
+    Workload("parse_smtp_command", w_parse_smtp_command),
+    Workload("parse_smtp_path", w_parse_smtp_path, s_parse_smtp_path, "email.utils.parseaddr"),
+    Workload("read_data", w_read_data, s_read_data, "poplib multi-line reply"),
+    Workload("dot_stuff", w_dot_stuff, s_dot_stuff, "smtplib._quote_periods"),
+    Workload("header_end", w_header_end),
+    Workload("parse_headers", w_parse_headers, s_parse_headers, "BytesHeaderParser"),
+    Workload("mbox_quote", w_mbox_quote, s_mbox_quote, "mailbox.mbox.add"),
+    Workload("mbox_unquote", w_mbox_unquote),
+    Workload("mbox_scan", w_mbox_scan),
+    Workload("mbox read", w_mbox_read, s_mbox_read, "mailbox.mbox iteration"),
+    Workload("to_crlf", w_to_crlf, s_to_crlf, "smtplib._fix_eols"),
+    Workload("crlf_size", w_crlf_size),
+    Workload("imap_tokenize", w_imap_tokenize),
+    Workload("imap_literal_at_end", w_imap_literal_at_end),
+    Workload("imap_quote", w_imap_quote, s_imap_quote, "imaplib._quote"),
+)
+
+
+def uncovered() -> list[str]:
+    """Public functions of the core that no workload here exercises."""
+    names = {w.name for w in WORKLOADS}
+    return [
+        name
+        for name in _parse_py.__all__
+        if callable(getattr(_parse_py, name))
+        and not isinstance(getattr(_parse_py, name), type)
+        and name not in names
+    ]
+
+
+# ---------------------------------------------------------------------------- pyperf
+
+
+def timer(make: Callable[[], tuple[Callable[[], object], int]]) -> Callable[[int], float]:
+    """A pyperf time function: inputs made (once per worker) outside the timing."""
+
+    def run(loops: int) -> float:
+        body, _ = memo(f"timer {id(make)}", make)  # type: ignore[misc]
+        started = time.perf_counter()
+        for _ in range(loops):
+            body()
+        return time.perf_counter() - started
 
     return run
 
 
-# ---------------------------------------------------------------------------- registration
+def summary(results: dict[str, float], messages_used: int) -> str:
+    """µs per message of each side and the compiled/twin, compiled/stdlib time ratios."""
+    lines = [
+        f"parsing core on the corpus ({messages_used} messages): µs per message; "
+        "ratio = compiled time / other time (below 1: compiled is faster)",
+        f"{'function':<20} {'compiled':>9} {'twin':>9} {'stdlib':>9} {'c/twin':>7} "
+        f"{'c/stdlib':>8}  stdlib reference",
+    ]
+    for workload in WORKLOADS:
+        cython = results.get(f"{workload.name} [cython]")
+        python = results.get(f"{workload.name} [python]")
+        stdlib = results.get(f"{workload.name} [stdlib {workload.stdlib_label}]")
+        if cython is None and python is None and stdlib is None:
+            continue
+
+        def cell(value: float | None, width: int = 9) -> str:
+            return f"{value * 1e6:>{width}.2f}" if value is not None else f"{'-':>{width}}"
+
+        def ratio(a: float | None, b: float | None, width: int) -> str:
+            return f"{a / b:>{width}.3f}" if a is not None and b else f"{'-':>{width}}"
+
+        lines.append(
+            f"{workload.name:<20} {cell(cython)} {cell(python)} {cell(stdlib)} "
+            f"{ratio(cython, python, 7)} {ratio(cython, stdlib, 8)}  "
+            f"{workload.stdlib_label or 'none'}"
+        )
+    missing = uncovered()
+    if missing:
+        lines.append("no workload yet for: " + ", ".join(missing))
+    return "\n".join(lines)
+
+
+def summarize_json(path: Path) -> str:
+    """The summary table of a run saved with ``-o``: the mean of each benchmark."""
+    import pyperf
+
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    results = {bench.get_name(): bench.mean() for bench in suite.get_benchmarks()}
+    used = {bench.get_metadata().get("corpus_messages") for bench in suite.get_benchmarks()}
+    return summary(results, int(used.pop()) if len(used) == 1 else MESSAGES)
 
 
 def add_cmdline_args(cmd: list[str], args) -> None:
-    """Pass --select on to pyperf's worker processes."""
+    """Pass our options on to pyperf's worker processes."""
     if args.select:
         cmd.extend(("--select", args.select))
+    cmd.extend(("--messages", str(args.messages)))
 
 
 def main() -> None:
-    runner = pyperf.Runner(add_cmdline_args=add_cmdline_args)
+    global MESSAGES
+    if "--summarize" in sys.argv:
+        print(summarize_json(Path(sys.argv[sys.argv.index("--summarize") + 1])))
+        return
+    import pyperf
+
+    runner = pyperf.Runner(
+        add_cmdline_args=add_cmdline_args,
+        processes=6,
+        values=3,
+        warmups=1,
+        loops=1,
+    )
     runner.argparser.add_argument(
         "--select", default="", help="run only the benchmarks whose name contains this"
     )
+    runner.argparser.add_argument(
+        "--messages", type=int, default=corpus.COUNT, help="the first N messages of the corpus"
+    )
     args = runner.parse_args()
+    MESSAGES = args.messages
+    runner.metadata["corpus_messages"] = str(MESSAGES)
+    if not args.worker:
+        corpus.mailbox()  # generate the cache once, before the workers read it
+        missing = uncovered()
+        if missing:
+            print(f"bench_parse: no workload for {', '.join(missing)}", file=sys.stderr)
+
+    results: dict[str, float] = {}
+
+    def bench(name: str, make: Callable[[], tuple[Callable[[], object], int]]) -> None:
+        if args.select not in name:
+            return
+        # inner_loops: the message count, known without building the inputs.
+        found = runner.bench_time_func(name, timer(make), inner_loops=MESSAGES)
+        if found is not None:
+            results[name] = found.mean()
+
     impls = implementations()
-
-    def bench(name: str, func: Callable[..., object], *func_args: object, inner: int = 1):
-        if args.select in name:
-            runner.bench_func(name, func, *func_args, inner_loops=inner)
-
-    command_lines = corpus.smtp_commands()
-    path_args = corpus.smtp_paths()
-    for label, impl in impls:
-        bench(f"smtp_command [{label}]", commands, impl, command_lines, inner=len(command_lines))
-    for label, impl in impls:
-        bench(f"smtp_path [{label}]", paths, impl, path_args, inner=len(path_args))
-    str_paths = [(arg.decode(), keyword.decode()) for arg, keyword in path_args]
-    bench("smtp_path [stdlib parseaddr]", stdlib_paths, str_paths, inner=len(str_paths))
-
-    for size, size_label in ((4 * KIB, "4k"), (MIB, "1m")):
-        message = corpus.message("plain", size)
-        stream = _parse_py.dot_stuff(message) + b".\r\n"
-        chunks = [stream[pos : pos + CHUNK] for pos in range(0, len(stream), CHUNK)]
+    for workload in WORKLOADS:
         for label, impl in impls:
-            bench(f"read_data plain {size_label} whole [{label}]", read_whole, impl, stream)
-        if len(chunks) > 1:
-            for label, impl in impls:
-                bench(f"read_data plain {size_label} 64k [{label}]", read_chunked, impl, chunks)
-
-    for size, size_label in ((4 * KIB, "4k"), (MIB, "1m")):
-        message = corpus.message("plain", size)
-        for label, impl in impls:
-            bench(f"dot_stuff {size_label} [{label}]", impl.dot_stuff, message)
-        text = message.decode("ascii")
-        bench(f"dot_stuff {size_label} [stdlib smtplib.quotedata]", smtplib.quotedata, text)
-
-    parser = email.parser.BytesHeaderParser()
-    for kind in corpus.KINDS:
-        message = corpus.message(kind, 4 * KIB)
-        for label, impl in impls:
-            bench(f"headers {kind} [{label}]", headers, impl, message)
-        bench(f"headers {kind} [stdlib BytesHeaderParser]", stdlib_headers, parser, message)
-
-    for kind, size, size_label in (("plain", 4 * KIB, "4k"), ("multipart", MIB, "1m")):
-        message = corpus.message(kind, size)
-        for label, impl in impls:
-            bench(f"mbox_quote {kind} {size_label} [{label}]", impl.mbox_quote, message)
-        name = f"mbox_quote {kind} {size_label} [stdlib mailbox.mbox.add]"
-        if args.select in name:
-            runner.bench_time_func(name, mailbox_add_timer(message))
+            bench(f"{workload.name} [{label}]", lambda w=workload, i=impl: w.twin(i))
+        if workload.stdlib is not None:
+            bench(f"{workload.name} [stdlib {workload.stdlib_label}]", workload.stdlib)
+    if not args.worker and results:
+        print()
+        print(summary(results, MESSAGES))
 
 
 if __name__ == "__main__":
