@@ -19,6 +19,7 @@ from refmail.imap.message import (
     parse_message,
     parse_mime_value,
 )
+from refmail.parse import imap_quote
 
 #: RFC 3501 9 section-text keywords after the part number.
 SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
@@ -40,10 +41,9 @@ def imap_string(value: bytes | str | None) -> bytes:
     every byte is 7-bit and none is CR, LF, NUL, ``"`` or ``\\``; otherwise a literal."""
     if value is None:
         return _NIL
-    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-    if any(b >= 0x80 or b in b'\r\n\0"\\' for b in data):
-        return b"{%d}\r\n" % len(data) + data
-    return b'"' + data + b'"'
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    return imap_quote(value)
 
 
 def _list(items: list[bytes]) -> bytes:
@@ -353,9 +353,10 @@ def section(message: Message, spec: FetchSpec) -> bytes:
     """The octets of ``BODY[section]`` before any partial (RFC 3501 6.4.5), exact bytes of
     the original.  A part that does not exist gives b"" (as does HEADER/TEXT on a part that
     is not message/rfc822)."""
-    parsed = parse_message(message)
     if not spec.part and spec.text is None:
-        return parsed.data
+        # The whole message: no MIME tree needed (FETCH BODY[] of a range parses nothing).
+        return message if isinstance(message, bytes) else message.data
+    parsed = parse_message(message)
     found = _find_part(parsed.root, spec.part)
     if found is None:
         return b""

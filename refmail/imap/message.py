@@ -279,6 +279,8 @@ def _text(raw: bytes) -> str:
 
 def _strip_comments(text: str) -> str:
     """Remove RFC 5322 3.2.2 comments (nested) outside quoted strings."""
+    if "(" not in text:
+        return text  # nothing to remove (the common case): no per-character walk
     out: list[str] = []
     depth = 0
     quoted = False

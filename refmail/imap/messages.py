@@ -4,9 +4,11 @@ COPYUID (RFC 4315), MOVE (RFC 6851) and SORT (RFC 5256)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 
 from refmail.errors import IMAPError, NoSuchMailbox
@@ -46,12 +48,16 @@ _NEEDS = MappingProxyType(
     }
 )
 _TEXT = fetch.FetchSpec(text="TEXT")
+#: Simple items made from the MIME tree; the others take the index's data or the bytes as read.
+_PARSES = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER", "RFC822.TEXT"})
 #: Items the index caches per message once computed (DESIGN.md "On disk": envelope data):
 #: their response bytes never change for a UID (RFC 3501 2.3.1.1).
 CACHED_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 #: FETCH reads at most this many messages under one mailbox lock, then lets go of it before
 #: the responses are written (STYLE.md 12); \Seen it sets is stored once per batch.
 FETCH_BATCH = 256
+#: SEARCH reads at most this many messages under one mailbox lock, as FETCH does.
+SEARCH_BATCH = 256
 #: RFC 4731 3.1 search return options.
 ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
@@ -73,6 +79,13 @@ class FetchItem:
             "HEADER.FIELDS.NOT",
         )
         return 1 if whole_header and self.spec.partial is None else 2
+
+    @property
+    def parses(self) -> bool:
+        """Whether the item needs the message's MIME tree, not just its bytes."""
+        if self.spec is None:
+            return self.name in _PARSES
+        return bool(self.spec.part or self.spec.text)
 
     @property
     def sets_seen(self) -> bool:
@@ -193,7 +206,7 @@ class MessageCommands:
             tokens = args.rest()
         key = _search_key(tokens)
         view = self._view()
-        found = [v for v in self._message_views(view) if search.matches(key, v, _context(view))]
+        found = self._search_matches(view, key)
         numbers = [v.uid if cmd.uid else v.seq for v in found]
         if options is None:
             self.send(" ".join(["* SEARCH", *map(str, numbers)]).encode() + b"\r\n")
@@ -211,7 +224,7 @@ class MessageCommands:
         charset = args.astring("charset").decode("ascii", "replace")
         key = _search_key(args.rest(), charset)
         view = self._view()
-        found = [v for v in self._message_views(view) if search.matches(key, v, _context(view))]
+        found = self._search_matches(view, key)
         try:
             ordered = sort.sort_messages(criteria, found)
         except ValueError as exc:
@@ -220,6 +233,25 @@ class MessageCommands:
         numbers = [by_seq[seq] if cmd.uid else seq for seq in ordered]
         self.send(" ".join(["* SORT", *map(str, numbers)]).encode() + b"\r\n")
         return Done("SORT completed")
+
+    def _search_matches(
+        self, view: SelectedMailbox, key: search.SearchKey
+    ) -> list[search.MessageView]:
+        """The messages that match ``key`` (RFC 3501 6.4.4).  A key that reads messages reads
+        them SEARCH_BATCH at a time under one mailbox lock (``Mailbox.reading``), as FETCH
+        does: one lock and one look at the file per batch, not per message."""
+        context = _context(view)
+        views = self._message_views(view)
+        if not search.needs_message(key):
+            return [v for v in views if search.matches(key, v, context)]
+        found = []
+        for start in range(0, len(views), SEARCH_BATCH):
+            with view.box.reading() as reader:
+                for v in views[start : start + SEARCH_BATCH]:
+                    batched = dataclasses.replace(v, message_bytes=partial(reader.read, v.uid))
+                    if search.matches(key, batched, context):
+                        found.append(v)  # SORT may read it later: through box.read, locked
+        return found
 
     def _message_views(self, view: SelectedMailbox) -> list[search.MessageView]:
         """The messages as SEARCH sees them; expunged ghosts are left out (RFC 2180 4.1.3)."""
@@ -319,7 +351,10 @@ class MessageCommands:
                 flags = info.flags
                 if sets_seen and SEEN not in flags:
                     flags = seen[uid] = flags | {SEEN}
-                message = parse_message(data) if needs else None
+                message: bytes | ParsedMessage | None = None
+                if needs:
+                    parses = any(item.parses and (uid, item.name) not in cache for item in items)
+                    message = parse_message(data) if parses else data
                 parts = []
                 for item in items:
                     value = cache.get((uid, item.name))
@@ -346,7 +381,7 @@ class MessageCommands:
         info: MessageInfo,
         flags: frozenset[str],
         view: SelectedMailbox,
-        message: ParsedMessage | None,
+        message: bytes | ParsedMessage | None,
     ) -> bytes:
         name = item.name
         if name == "UID":
@@ -367,7 +402,8 @@ class MessageCommands:
         if name == "BODY":
             return b"BODY " + fetch.bodystructure(message, False)
         if name == "RFC822":
-            return b"RFC822 " + fetch.imap_string(message.data)
+            data = message if isinstance(message, bytes) else message.data
+            return b"RFC822 " + fetch.imap_string(data)
         if name == "RFC822.HEADER":
             header = fetch.section(message, fetch.FetchSpec(text="HEADER"))
             return b"RFC822.HEADER " + fetch.imap_string(header)
