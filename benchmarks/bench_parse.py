@@ -25,6 +25,12 @@ read_data              the dot-stuffed message + ``.`` in one      ``poplib`` re
 dot_stuff              the message (RETR, relaying)                ``smtplib._quote_periods``
 header_end             the message                                 none (a find)
 parse_headers          its header block                            ``BytesHeaderParser``
+header_fields          the message (fields, spans, body start)     ``BytesHeaderParser`` on
+                                                                   the message
+mime_parts             the body of each multipart message (timed   none
+                       per corpus message)
+MIME walk (composite)  ``header_fields`` of the message and,       ``BytesParser``, ``walk()``
+                       via ``mime_parts``, of every part           and every part's headers
 mbox_quote             the message, for an append                  ``mailbox.mbox.add`` (mboxo
                                                                    From-mangling, buffered
                                                                    write to a temp file)
@@ -381,6 +387,100 @@ def s_parse_headers() -> tuple[Callable[[], object], int]:
     return run, len(items)
 
 
+def w_header_fields(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+    fields = impl.header_fields
+
+    def run() -> None:
+        for message in items:
+            fields(message, 0, len(message))
+
+    return run, len(items)
+
+
+def s_header_fields() -> tuple[Callable[[], object], int]:
+    """BytesHeaderParser on the whole message (the body is kept as one string)."""
+    items = messages()
+    parser = email.parser.BytesHeaderParser()
+
+    def run() -> None:
+        for message in items:
+            parser.parsebytes(message).items()
+
+    return run, len(items)
+
+
+BOUNDARY = re.compile(rb'boundary="?([^";\s]+)"?', re.IGNORECASE)
+
+
+def multipart_bodies() -> list[tuple[bytes, int, bytes]]:
+    """(message, body start, boundary) of every multipart message of the corpus."""
+
+    def make() -> list[tuple[bytes, int, bytes]]:
+        out = []
+        for message, block in zip(messages(), header_blocks(), strict=True):
+            for key, value in _parse_py.parse_headers(block):
+                if key.lower() == b"content-type" and value.lower().startswith(b"multipart/"):
+                    found = BOUNDARY.search(value)
+                    if found:
+                        out.append((message, len(block), found.group(1)))
+        return out
+
+    return memo("multipart", make)  # type: ignore[return-value]
+
+
+def w_mime_parts(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    """The parts of every multipart message (timed per corpus message: ~12% are multipart)."""
+    items = multipart_bodies()
+    parts = impl.mime_parts
+
+    def run() -> None:
+        for message, start, boundary in items:
+            parts(message, start, len(message), boundary)
+
+    return run, len(messages())
+
+
+def mime_walk(impl: ModuleType, message: bytes) -> list:
+    """The MIME tree's headers as BODYSTRUCTURE needs them: header_fields of the message,
+    and for a multipart its parts' (mime_parts), recursively."""
+    found = []
+    stack = [(0, len(message))]
+    while stack:
+        start, end = stack.pop()
+        fields, body = impl.header_fields(message, start, end)
+        found.append(fields)
+        for name, value, _, _ in fields:
+            if name.lower() == b"content-type" and value[:10].lower() == b"multipart/":
+                boundary = BOUNDARY.search(value)
+                if boundary:
+                    stack.extend(impl.mime_parts(message, body, end, boundary.group(1)))
+    return found
+
+
+def w_mime_walk(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = messages()
+
+    def run() -> None:
+        for message in items:
+            mime_walk(impl, message)
+
+    return run, len(items)
+
+
+def s_mime_walk() -> tuple[Callable[[], object], int]:
+    """BytesParser (compat32): the whole MIME tree, every part's headers read once."""
+    items = messages()
+    parser = email.parser.BytesParser()
+
+    def run() -> None:
+        for message in items:
+            for part in parser.parsebytes(message).walk():
+                part.items()
+
+    return run, len(items)
+
+
 def w_mbox_quote(impl: ModuleType) -> tuple[Callable[[], object], int]:
     items = messages()
     quote = impl.mbox_quote
@@ -563,6 +663,9 @@ WORKLOADS = (
     Workload("dot_stuff", w_dot_stuff, s_dot_stuff, "smtplib._quote_periods"),
     Workload("header_end", w_header_end),
     Workload("parse_headers", w_parse_headers, s_parse_headers, "BytesHeaderParser"),
+    Workload("header_fields", w_header_fields, s_header_fields, "BytesHeaderParser"),
+    Workload("mime_parts", w_mime_parts),
+    Workload("MIME walk", w_mime_walk, s_mime_walk, "BytesParser"),
     Workload("mbox_quote", w_mbox_quote, s_mbox_quote, "mailbox.mbox.add"),
     Workload("mbox_unquote", w_mbox_unquote),
     Workload("mbox_scan", w_mbox_scan),
@@ -693,7 +796,13 @@ def main() -> None:
 
     impls = implementations()
     for workload in WORKLOADS:
+        needs = "header_fields" if workload.name == "MIME walk" else workload.name
+        if " " not in needs and not hasattr(_parse_py, needs):
+            continue  # not in this checkout's core yet
         for label, impl in impls:
+            if " " not in needs and not hasattr(impl, needs):
+                print(f"bench_parse: {label} has no {needs} (rebuild?)", file=sys.stderr)
+                continue
             bench(f"{workload.name} [{label}]", lambda w=workload, i=impl: w.twin(i))
         if workload.stdlib is not None:
             bench(f"{workload.name} [stdlib {workload.stdlib_label}]", workload.stdlib)
