@@ -1,13 +1,15 @@
 """POP3 end to end over loopback: refmail against Dovecot's POP3, one maildrop each.
 
-    python benchmarks/bench_pop3_e2e.py                      # 2,000 messages, both servers
-    python benchmarks/bench_pop3_e2e.py --messages 500 --repeat 5
+    python benchmarks/bench_pop3_e2e.py                      # 10,000 messages, both servers
+    python benchmarks/bench_pop3_e2e.py --messages 1000 --repeat 5
     python benchmarks/bench_pop3_e2e.py --no-dovecot         # refmail only
 
-One maildrop of ``--messages`` seeded messages (``bench_pop3.make_message``: 300 octets to
-~60 KiB, some lines starting with "." or "From ") is given to each server: refmail's delivered
-through its store into a data directory kept under ``--workdir`` (made once); Dovecot's
-(Debian's ``dovecot-pop3d``, ``peers.DovecotPOP3``) the same messages as an mboxrd INBOX.
+One maildrop of the first ``--messages`` messages of the shared corpus (``corpus.mailbox()``:
+plain, multipart with attachments, non-ASCII headers, long threads; lines starting with "." or
+"From ") is given to each server: refmail's delivered through its store
+(``bench_imap_e2e.deliver``, made once and kept under ``--workdir``, or ``--pristine``: the
+same delivered data the IMAP benchmark uses) and copied for the run; Dovecot's (Debian's
+``dovecot-pop3d``, ``peers.DovecotPOP3``) the same messages as an mboxrd INBOX.
 Each server is started, one session warms it (Dovecot builds its index there), then the best
 of ``--repeat`` sessions is taken for:
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import poplib
-import random
 import shutil
 import socket
 import sys
@@ -39,50 +40,38 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
-import bench_pop3  # noqa: E402 - after the path set-up above
+import bench_imap_e2e  # noqa: E402 - after the path set-up above
+import bench_pop3  # noqa: E402
+import corpus  # noqa: E402
 import peers  # noqa: E402
 
-from refmail.auth import UserDB  # noqa: E402
-from refmail.parse import mbox_quote  # noqa: E402
-from refmail.store import MailStore  # noqa: E402
-
 USER, PASSWORD = bench_pop3.USER, bench_pop3.PASSWORD
-FROM_LINE = b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n"
 STEPS = ("login", "STAT+UIDL", "RETR all")
 
 
-def corpus(count: int) -> list[bytes]:
-    rng = random.Random(bench_pop3.SEED)
-    return [bench_pop3.make_message(rng, n) for n in range(1, count + 1)]
+def maildrop(count: int) -> list[bytes]:
+    """The first ``count`` messages of the shared corpus."""
+    return corpus.mailbox()[:count]
 
 
-def refmail_data(workdir: Path, messages: list[bytes]) -> Path:
-    """The delivered data directory, made once per message count (a marker says so)."""
+def refmail_data(workdir: Path, messages: list[bytes], pristine: Path | None = None) -> Path:
+    """A copy, for this run, of the delivered data (``pristine``, else delivered once under
+    ``workdir``), serving POP3 only."""
+    pristine = pristine or workdir / f"delivered-{len(messages)}"
+    took = bench_imap_e2e.deliver(pristine, messages)
+    if took:
+        print(f"refmail: delivered {len(messages)} messages in {took:.1f} s", flush=True)
     data = workdir / "refmail"
-    marker = data / f".bench-pop3-e2e-{len(messages)}"
-    if marker.exists():
-        return data
     if data.exists():
         shutil.rmtree(data)
-    data.mkdir(parents=True)
+    shutil.copytree(pristine, data)
     (data / "refmail.toml").write_text('services = ["pop3"]\n[ports]\npop3 = 0\n', encoding="utf-8")
-    UserDB(data / "users").add(USER, PASSWORD)
-    store = MailStore(data / "mail")
-    store.ensure_user(USER)
-    for message in messages:
-        store.deliver(USER, message, mailbox="INBOX")
-    store.close()
-    marker.touch()
     return data
 
 
 def dovecot_inbox(messages: list[bytes]) -> bytes:
     """The messages as an mboxrd file with LF line ends (as both servers store them)."""
-    parts = []
-    for message in messages:
-        body = mbox_quote(message.replace(b"\r\n", b"\n"))
-        parts.append(FROM_LINE + body + (b"" if body.endswith(b"\n") else b"\n") + b"\n")
-    return b"".join(parts)
+    return corpus.mbox_bytes(messages)
 
 
 def login(address: tuple[str, int]) -> tuple[poplib.POP3, float]:
@@ -171,19 +160,22 @@ def ratio_table(results: list[Result], base: str, peer: str, messages: int) -> s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--messages", type=int, default=corpus.COUNT)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "refmail-bench-pop3-e2e"
     )
     parser.add_argument("--no-dovecot", action="store_true", help="refmail only")
+    parser.add_argument(
+        "--pristine", type=Path, help="refmail data with these messages delivered (copied)"
+    )
 
 
 def run(args: argparse.Namespace) -> tuple[list[Result], str | None]:
     """The results, and why Dovecot was skipped (None when it ran)."""
     args.workdir.mkdir(parents=True, exist_ok=True)
-    messages = corpus(args.messages)
-    data = refmail_data(args.workdir, messages)
+    messages = maildrop(args.messages)
+    data = refmail_data(args.workdir, messages, args.pristine)
     results = measure("refmail", peers.RefmailServe(data, "pop3"), messages, args.repeat)
     skipped = "--no-dovecot" if args.no_dovecot else peers.DovecotPOP3.available()
     if skipped is None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import shutil
 import socket
 import sys
@@ -43,8 +42,10 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
-import peers  # noqa: E402 - after the path set-up above
+import corpus  # noqa: E402 - after the path set-up above
+import peers  # noqa: E402
 
+from refmail._parse_py import dot_stuff  # noqa: E402 - (either twin: input preparation)
 from refmail.auth import UserDB  # noqa: E402
 
 USER, PASSWORD = "alice", "alice-pw"
@@ -56,23 +57,12 @@ DEFAULT_CLIENTS = (1, 8, 32)
 
 
 def make_message(size: int, number: int) -> bytes:
-    """A message of about ``size`` octets: headers and 76-column text lines, CRLF, dot-stuffed
-    where a line starts with "." (one line in 50 does, so the servers unstuff)."""
-    head = (
-        f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: bench {number}\r\n"
-        f"Message-ID: <{number}.{os.getpid()}@bench.test>\r\n"
-        "Date: Fri, 27 Nov 2026 04:00:00 +0000\r\n\r\n"
-    ).encode()
-    line = b"abcdefghijklmnopqrstuvwxyz0123456789 the quick brown fox jumps over the dog\r\n"
-    lines = []
-    total = len(head)
-    count = 0
-    while total < size:
-        text = b".." + line[1:] if count % 50 == 7 else line
-        lines.append(text)
-        total += len(text)
-        count += 1
-    return head + b"".join(lines)
+    """A message of about ``size`` octets from the shared corpus generator, dot-stuffed for
+    DATA (RFC 5321 4.5.2): ``corpus.message("plain", size)`` below 64 KiB (text with lines
+    starting with "." and "From "), ``"multipart"`` above (a text part and a base64
+    attachment), the same bytes on every run."""
+    kind = "plain" if size < 65536 else "multipart"
+    return dot_stuff(corpus.message(kind, size, seed=corpus.SEED + number))
 
 
 class ReplyReader:
