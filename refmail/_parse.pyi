@@ -95,6 +95,37 @@ def parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     The names are kept as sent (callers compare case-insensitively).
     """
 
+def header_fields(
+    data: bytes, start: int, end: int
+) -> tuple[list[tuple[bytes, bytes, int, int]], int]:
+    """The header of the entity (message or body part) at ``data[start:end]``: its fields
+    as ``(name, value, field_start, field_end)`` and the offset where its body starts
+    (RFC 5322 2.2, 2.2.3; RFC 2045 3 for body parts).
+
+    Lines end at LF.  The header ends with its blank line (``\\n`` or ``\\r\\n`` alone; the
+    body starts after it), or before the first line that is neither a field nor a
+    continuation (a body without a separating blank line: the body starts at that line), or
+    at ``end``.  A field line is a name of ftext (RFC 5322 3.6.8: bytes 0x21-0x7E but ``:``)
+    with optional spaces or tabs before the first ``:``; a line beginning with a space or tab
+    after a field continues it.  ``value`` is the field unfolded: from after the colon to the
+    field's end, each line's LF and the CRs just before it removed, then leading spaces and
+    tabs.  ``field_start:field_end`` is the raw span, every folded line and the final line
+    ending included.  The name is kept as sent.  ``ValueError`` unless
+    ``0 <= start <= end <= len(data)``.
+    """
+
+def mime_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of the body parts of the multipart body ``data[start:end]``
+    whose boundary parameter is ``boundary`` (RFC 2046 5.1.1).
+
+    A delimiter is ``--boundary`` at ``start`` or right after an LF, then only spaces, tabs,
+    CRs and LFs up to the end of its line (``--`` first for the close delimiter); anything
+    else there (``--boundaryX``) is not a delimiter.  A part starts after its delimiter's
+    line and ends before the next delimiter, whose preceding line ending (LF or CRLF) belongs
+    to the delimiter.  Preamble and epilogue are not parts; a missing close delimiter ends
+    the last part at ``end``.  ``ValueError`` unless ``0 <= start <= end <= len(data)``.
+    """
+
 # ---------------------------------------------------------------------------- mbox
 
 def mbox_quote(message: bytes) -> bytes:

@@ -662,6 +662,153 @@ cdef bytes _unfold(cbytes p, Py_ssize_t start, Py_ssize_t end):
     return result
 
 
+cdef int _check_span(Py_ssize_t size, Py_ssize_t start, Py_ssize_t end) except -1:
+    if not 0 <= start <= end <= size:
+        raise ValueError("need 0 <= start <= end <= len(data)")
+    return 0
+
+
+cdef inline bint _is_ftext(unsigned char c) noexcept nogil:
+    """RFC 5322 3.6.8 ftext: printable US-ASCII but the colon."""
+    return 33 <= c <= 126 and c != 58
+
+
+def header_fields(bytes data not None, Py_ssize_t start, Py_ssize_t end):
+    """Header fields of ``data[start:end]`` with their spans, and the body start; see
+    ``_parse_py``."""
+    cdef cbytes p = _chars(data)
+    cdef Py_ssize_t pos = start, body_start = end, line_end, lf, colon, name_end, i
+    cdef Py_ssize_t field_start = 0, field_name_end = 0, value_start = 0
+    cdef bint have = False, valid
+    cdef const void *hit
+    cdef list fields = []
+    _check_span(PyBytes_GET_SIZE(data), start, end)
+    while pos < end:
+        lf = _find_lf(p, pos, end)
+        line_end = end if lf < 0 else lf + 1
+        if p[pos] == 10 or (line_end - pos == 2 and p[pos] == 13 and p[pos + 1] == 10):
+            body_start = line_end
+            break
+        if have and (p[pos] == 32 or p[pos] == 9):
+            pos = line_end
+            continue
+        hit = memchr(p + pos, 0x3A, line_end - pos)
+        colon = -1 if hit == NULL else <cbytes>hit - p
+        valid = colon > pos
+        if valid:
+            name_end = colon
+            while name_end > pos and (p[name_end - 1] == 32 or p[name_end - 1] == 9):
+                name_end -= 1
+            valid = name_end > pos
+            for i in range(pos, name_end):
+                if not _is_ftext(p[i]):
+                    valid = False
+                    break
+        if not valid:
+            body_start = pos
+            break
+        if have:
+            fields.append(_header_field(p, field_start, field_name_end, value_start, pos))
+        have = True
+        field_start = pos
+        field_name_end = name_end
+        value_start = colon + 1
+        pos = line_end
+    if have:
+        fields.append(_header_field(p, field_start, field_name_end, value_start, pos))
+    return fields, body_start
+
+
+cdef tuple _header_field(cbytes p, Py_ssize_t start, Py_ssize_t name_end, Py_ssize_t value,
+                         Py_ssize_t end):
+    """(name, value unfolded: each line's LF and the CRs before it removed, then leading
+    whitespace; start, end)."""
+    cdef _OutBuffer out
+    cdef Py_ssize_t o = 0, lf, stop, skip = 0
+    cdef bytes result
+    _out_open(&out, end - value)
+    try:
+        while value < end:
+            lf = _find_lf(p, value, end)
+            stop = end if lf < 0 else lf
+            while stop > value and p[stop - 1] == 13:
+                stop -= 1
+            memcpy(out.data + o, p + value, stop - value)
+            o += stop - value
+            value = end if lf < 0 else lf + 1
+        while skip < o and (out.data[skip] == 32 or out.data[skip] == 9):
+            skip += 1
+        if skip:
+            result = PyBytes_FromStringAndSize(<char *>out.data + skip, o - skip)
+        else:
+            result = _out_close(&out, o)
+    finally:
+        Py_XDECREF(out.obj)
+    return (_slice(p, start, name_end), result, start, end)
+
+
+cdef Py_ssize_t _find(cbytes p, Py_ssize_t pos, Py_ssize_t end, cbytes needle,
+                      Py_ssize_t size) noexcept nogil:
+    """First offset of needle (``size`` >= 1 bytes) wholly inside p[pos:end], else -1."""
+    cdef const void *hit
+    cdef Py_ssize_t last = end - size
+    while pos <= last:
+        hit = memchr(p + pos, needle[0], last - pos + 1)
+        if hit == NULL:
+            return -1
+        pos = <cbytes>hit - p
+        if memcmp(p + pos, needle, size) == 0:
+            return pos
+        pos += 1
+    return -1
+
+
+def mime_parts(bytes data not None, Py_ssize_t start, Py_ssize_t end, bytes boundary not None):
+    """Spans of the body parts of a multipart body (RFC 2046 5.1.1); see ``_parse_py``."""
+    cdef cbytes p = _chars(data)
+    cdef bytes marker = b"--" + boundary
+    cdef cbytes m = _chars(marker)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(marker)
+    cdef Py_ssize_t pos = start, part_start = -1, found, after, rest, lf, line_end, i
+    cdef Py_ssize_t content_end
+    cdef bint closing, blank
+    cdef list spans = []
+    _check_span(PyBytes_GET_SIZE(data), start, end)
+    while True:
+        found = _find(p, pos, end, m, size)
+        if found < 0:
+            break
+        pos = found + 1
+        if found != start and p[found - 1] != 10:
+            continue
+        after = found + size
+        closing = after + 2 <= end and p[after] == 45 and p[after + 1] == 45
+        rest = after + 2 if closing else after
+        lf = _find_lf(p, rest, end)
+        line_end = end if lf < 0 else lf + 1
+        blank = True
+        for i in range(rest, line_end):
+            if not (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
+                blank = False
+                break
+        if not blank:
+            continue  # "--boundaryX": a longer boundary, or text
+        if part_start >= 0:
+            content_end = found
+            if content_end > start and p[content_end - 1] == 10:
+                content_end -= 1
+                if content_end > start and p[content_end - 1] == 13:
+                    content_end -= 1
+            spans.append((part_start, max(content_end, part_start)))
+        if closing:
+            return spans
+        part_start = line_end
+        pos = line_end
+    if part_start >= 0:
+        spans.append((part_start, end))
+    return spans
+
+
 # ---------------------------------------------------------------------------- mbox
 
 cdef inline bint _is_from_line(cbytes p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:

@@ -23,6 +23,8 @@ __all__ = [
     "dot_stuff",
     "header_end",
     "parse_headers",
+    "header_fields",
+    "mime_parts",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",
@@ -82,6 +84,7 @@ _ESMTP_KEYWORD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*")
 _ESMTP_VALUE = re.compile(rb"[!-<>-~\x80-\xff]+")
 
 _SP, _DQUOTE, _DOT, _AT, _COMMA, _COLON = 0x20, 0x22, 0x2E, 0x40, 0x2C, 0x3A
+_TAB, _CR, _LF = 0x09, 0x0D, 0x0A
 _LT, _GT, _LBRACKET, _HYPHEN = 0x3C, 0x3E, 0x5B, 0x2D
 
 # ------------------------------------------------------------------ messages and mbox
@@ -455,6 +458,90 @@ def parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     if name is not None:
         fields.append((name, b"".join(parts)))
     return fields
+
+
+def _check_span(data: bytes, start: int, end: int) -> None:
+    if not 0 <= start <= end <= len(data):
+        raise ValueError("need 0 <= start <= end <= len(data)")
+
+
+HeaderFieldSpan = tuple[bytes, bytes, int, int]
+
+
+def header_fields(data: bytes, start: int, end: int) -> tuple[list[HeaderFieldSpan], int]:
+    """Header fields of the entity at ``data[start:end]`` with their spans, and where its
+    body starts (RFC 5322 2.2, 2.2.3; RFC 2045 for body parts)."""
+    _check_span(data, start, end)
+    fields: list[HeaderFieldSpan] = []
+    pending: tuple[bytes, int, int] | None = None  # name, field start, value start
+    pos = start
+    body_start = end
+    while pos < end:
+        newline = data.find(b"\n", pos, end)
+        line_end = end if newline < 0 else newline + 1
+        line = data[pos:line_end]
+        if line in (b"\r\n", b"\n"):
+            body_start = line_end
+            break
+        if pending is not None and line[0] in (_SP, _TAB):
+            pos = line_end
+            continue
+        colon = line.find(b":")
+        name = line[:colon].rstrip(b" \t") if colon > 0 else b""
+        if not name or _HEADER_NAME.fullmatch(name) is None:
+            body_start = pos
+            break
+        if pending is not None:
+            fields.append(_header_field(data, pending, pos))
+        pending = (name, pos, pos + colon + 1)
+        pos = line_end
+    if pending is not None:
+        fields.append(_header_field(data, pending, pos))
+    return fields, body_start
+
+
+def _header_field(data: bytes, pending: tuple[bytes, int, int], end: int) -> HeaderFieldSpan:
+    name, start, value_start = pending
+    lines = data[value_start:end].split(b"\n")
+    value = b"".join(line.rstrip(b"\r") for line in lines).lstrip(b" \t")
+    return name, value, start, end
+
+
+def mime_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Spans of the body parts of the multipart body ``data[start:end]`` (RFC 2046 5.1.1)."""
+    _check_span(data, start, end)
+    marker = b"--" + boundary
+    spans: list[tuple[int, int]] = []
+    part_start = -1
+    pos = start
+    while True:
+        found = data.find(marker, pos, end)
+        if found < 0:
+            break
+        pos = found + 1
+        if found != start and data[found - 1] != _LF:
+            continue
+        after = found + len(marker)
+        closing = after + 2 <= end and data.startswith(b"--", after)
+        rest_start = after + 2 if closing else after
+        newline = data.find(b"\n", rest_start, end)
+        line_end = end if newline < 0 else newline + 1
+        if data[rest_start:line_end].strip(b" \t\r\n"):
+            continue  # "--boundaryX": a longer boundary, or text
+        if part_start >= 0:
+            content_end = found
+            if content_end > start and data[content_end - 1] == _LF:
+                content_end -= 1
+                if content_end > start and data[content_end - 1] == _CR:
+                    content_end -= 1
+            spans.append((part_start, max(content_end, part_start)))
+        if closing:
+            return spans
+        part_start = line_end
+        pos = line_end
+    if part_start >= 0:
+        spans.append((part_start, end))
+    return spans
 
 
 # ---------------------------------------------------------------------------- mbox

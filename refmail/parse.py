@@ -32,6 +32,8 @@ read_data = _core.read_data
 dot_stuff = _core.dot_stuff
 header_end = _core.header_end
 parse_headers = _core.parse_headers
+header_fields = _core.header_fields
+mime_parts = _core.mime_parts
 mbox_quote = _core.mbox_quote
 mbox_unquote = _core.mbox_unquote
 mbox_scan = _core.mbox_scan
@@ -63,6 +65,8 @@ __all__ = [
     "dot_stuff",
     "header_end",
     "parse_headers",
+    "header_fields",
+    "mime_parts",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",

@@ -20,6 +20,9 @@ import email.header
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from refmail.parse import header_fields, mime_parts
 
 #: Nesting limit of multiparts and message/rfc822 parts; deeper ones become opaque
 #: application/octet-stream leaves.  RFC 2046 sets no limit; Dovecot uses the same 100.
@@ -27,17 +30,15 @@ MAX_MIME_DEPTH = 100
 #: Parts in one message; parts past this are not split out (Dovecot's default too).
 MAX_MIME_PARTS = 10_000
 
-_CR, _LF = 0x0D, 0x0A
-_WSP = b" \t"
-_HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 2.2 ftext
+_LF = 0x0A
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderField:
+class HeaderField(NamedTuple):
     """One header field: ``name`` as sent, ``value`` unfolded (RFC 5322 2.2.3) without the
     leading whitespace and the line ending; ``start:end`` is its raw span with every folded
-    line and the final line ending."""
+    line and the final line ending.  A named tuple: the parsing core makes the tuples, and a
+    message has dozens of fields."""
 
     name: bytes
     value: bytes
@@ -135,43 +136,11 @@ def parse_header(data: bytes) -> Part:
 
 
 def _split_header(data: bytes, start: int, end: int) -> tuple[list[HeaderField], int]:
-    """Header fields of ``data[start:end]`` and where the body starts.
-
-    The header ends with its blank line (consumed), or before the first line that is neither
-    a field nor a continuation (a body without a separating blank line), or at ``end``.
-    """
-    fields: list[HeaderField] = []
-    pending: tuple[bytes, int, list[bytes]] | None = None
-    pos = start
-    body_start = end
-    while pos < end:
-        newline = data.find(b"\n", pos, end)
-        line_end = end if newline < 0 else newline + 1
-        line = data[pos:line_end]
-        if line in (b"\r\n", b"\n"):
-            body_start = line_end
-            break
-        if line[0] in _WSP and pending is not None:
-            pending[2].append(line)
-        else:
-            colon = line.find(b":")
-            name = line[:colon].rstrip(_WSP) if colon > 0 else b""
-            if not name or not _HEADER_NAME.match(name):
-                body_start = pos
-                break
-            if pending is not None:
-                fields.append(_field(pending, pos))
-            pending = (name, pos, [line[colon + 1 :]])
-        pos = line_end
-    if pending is not None:
-        fields.append(_field(pending, pos))
-    return fields, body_start
-
-
-def _field(pending: tuple[bytes, int, list[bytes]], end: int) -> HeaderField:
-    name, start, pieces = pending
-    value = b"".join(p.rstrip(b"\r\n") for p in pieces).lstrip(_WSP)
-    return HeaderField(name, value, start, end)
+    """Header fields of ``data[start:end]`` and where the body starts (the parsing core's
+    ``header_fields``: the header ends with its blank line, consumed, or before the first
+    line that is neither a field nor a continuation, or at ``end``)."""
+    spans, body_start = header_fields(data, start, end)
+    return list(map(HeaderField._make, spans)), body_start
 
 
 def _parse_entity(
@@ -228,45 +197,12 @@ _ENCAPSULATING = frozenset({("message", "rfc822"), ("message", "global")})
 
 
 def _body_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """Spans of the body parts of a multipart body ``data[start:end]`` (RFC 2046 5.1.1).
-
-    A delimiter is ``--boundary`` at the start of a line, then optional whitespace (``--``
-    first for the close delimiter); the line ending before it belongs to the delimiter, not
-    to the part.  Preamble and epilogue are not parts.  A missing close delimiter ends the
-    last part at the end of the body.
-    """
-    marker = b"--" + boundary
-    spans: list[tuple[int, int]] = []
-    part_start: int | None = None
-    pos = start
-    while True:
-        found = data.find(marker, pos, end)
-        if found < 0:
-            break
-        pos = found + 1
-        if found != start and data[found - 1] != _LF:
-            continue
-        after = found + len(marker)
-        closing = data.startswith(b"--", after) and after + 2 <= end
-        rest_start = after + 2 if closing else after
-        newline = data.find(b"\n", rest_start, end)
-        line_end = end if newline < 0 else newline + 1
-        if data[rest_start:line_end].strip(b" \t\r\n"):
-            continue  # "--boundaryX": a longer boundary, or text
-        if part_start is not None:
-            content_end = found
-            if content_end > start and data[content_end - 1] == _LF:
-                content_end -= 1
-                if content_end > start and data[content_end - 1] == _CR:
-                    content_end -= 1
-            spans.append((part_start, max(content_end, part_start)))
-        if closing:
-            return spans
-        part_start = line_end
-        pos = line_end
-    if part_start is not None:
-        spans.append((part_start, end))
-    return spans
+    """Spans of the body parts of a multipart body ``data[start:end]`` (RFC 2046 5.1.1): the
+    parsing core's ``mime_parts``.  A delimiter is ``--boundary`` at the start of a line,
+    then optional whitespace (``--`` first for the close delimiter); the line ending before it
+    belongs to the delimiter, not to the part.  Preamble and epilogue are not parts.  A
+    missing close delimiter ends the last part at the end of the body."""
+    return mime_parts(data, start, end, boundary)
 
 
 # ------------------------------------------------------------------------------ MIME values
