@@ -8,10 +8,12 @@ items); sections are exact byte ranges of the original, never re-encoded.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from dataclasses import dataclass
 
 from refmail.imap.message import (
+    MEMO_VALUE_SIZE,
     Address,
     ParsedMessage,
     Part,
@@ -83,11 +85,22 @@ def _address(address: Address) -> bytes:
 
 
 def _address_list(raw: bytes | None) -> bytes:
-    """RFC 3501 9 env-from etc.: "(" 1*address ")" / nil, addresses not space-separated."""
+    """RFC 3501 9 env-from etc.: "(" 1*address ")" / nil, addresses not space-separated.
+    Short values are memoized: the same senders and recipients recur across a mailbox."""
+    if raw is not None and len(raw) <= MEMO_VALUE_SIZE:
+        return _memo_address_list(raw)
+    return _format_address_list(raw)
+
+
+def _format_address_list(raw: bytes | None) -> bytes:
     addresses = parse_address_list(raw)
     if not addresses:
         return _NIL
     return b"(" + b"".join(_address(a) for a in addresses) + b")"
+
+
+#: A pure function of bytes to bytes: memoizing it changes no behaviour.
+_memo_address_list = functools.lru_cache(maxsize=4096)(_format_address_list)
 
 
 def _envelope(part: Part) -> bytes:

@@ -17,6 +17,7 @@ import binascii
 import dataclasses
 import email.errors
 import email.header
+import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ class Part:
     def header(self, name: str) -> bytes | None:
         """The first field called ``name`` (case-insensitive), unfolded, or None."""
         wanted = name.lower().encode("ascii")
+        size = len(wanted)
         for field in self.fields:
-            if field.name.lower() == wanted:
+            if len(field.name) == size and field.name.lower() == wanted:
                 return field.value
         return None
 
@@ -330,7 +332,22 @@ def _join_continuations(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
 _TOKEN = re.compile(r"[^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+\Z")  # RFC 2045 5.1 token
 
 
+#: Header values up to this long have their parsed form memoized (the same Content-Type
+#: values recur across a mailbox); longer ones are parsed each time, so the memo stays small.
+MEMO_VALUE_SIZE = 256
+_MEMO_ENTRIES = 4096
+
+
 def _content_type(
+    raw: bytes | None, default: tuple[str, str]
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """Content-Type (RFC 2045 5), memoized for short values (``_parse_content_type``)."""
+    if raw is not None and len(raw) > MEMO_VALUE_SIZE:
+        return _parse_content_type(raw, default)
+    return _memo_content_type(raw, default)
+
+
+def _parse_content_type(
     raw: bytes | None, default: tuple[str, str]
 ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     """Content-Type (RFC 2045 5): type, subtype (lower-case) and parameters.
@@ -347,6 +364,10 @@ def _content_type(
     if not slash or not _TOKEN.match(maintype) or not _TOKEN.match(subtype):
         return plain_default
     return maintype, subtype, tuple(params)
+
+
+#: A pure function of immutable arguments and results: memoizing it changes no behaviour.
+_memo_content_type = functools.lru_cache(maxsize=_MEMO_ENTRIES)(_parse_content_type)
 
 
 # ------------------------------------------------------------------------------ decoding

@@ -4,8 +4,6 @@ COPYUID (RFC 4315), MOVE (RFC 6851) and SORT (RFC 5256)."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +17,7 @@ from refmail.imap.mailboxes import decode_name
 from refmail.imap.message import ParsedMessage, parse_message
 from refmail.imap.protocol import Atom, Command, ParenList, Token
 from refmail.imap.view import SelectedMailbox, compact_uid_set, format_flags
-from refmail.store import MailStore, MessageInfo
+from refmail.store import Mailbox, MailStore, MessageInfo
 from refmail.store.model import normalize_flags
 
 SEEN = "\\Seen"
@@ -241,22 +239,29 @@ class MessageCommands:
         them SEARCH_BATCH at a time under one mailbox lock (``Mailbox.reading``), as FETCH
         does: one lock and one look at the file per batch, not per message."""
         context = _context(view)
-        views = self._message_views(view)
+        reads = _MessageReads(view.box)
+        views = self._message_views(view, reads)
         if not search.needs_message(key):
             return [v for v in views if search.matches(key, v, context)]
         found = []
         for start in range(0, len(views), SEARCH_BATCH):
             with view.box.reading() as reader:
-                for v in views[start : start + SEARCH_BATCH]:
-                    batched = dataclasses.replace(v, message_bytes=partial(reader.read, v.uid))
-                    if search.matches(key, batched, context):
-                        found.append(v)  # SORT may read it later: through box.read, locked
+                reads.read = reader.read
+                try:
+                    found += [
+                        v
+                        for v in views[start : start + SEARCH_BATCH]
+                        if search.matches(key, v, context)
+                    ]
+                finally:
+                    reads.read = view.box.read  # SORT may read later, outside the batch
         return found
 
-    def _message_views(self, view: SelectedMailbox) -> list[search.MessageView]:
+    def _message_views(
+        self, view: SelectedMailbox, reads: _MessageReads
+    ) -> list[search.MessageView]:
         """The messages as SEARCH sees them; expunged ghosts are left out (RFC 2180 4.1.3)."""
         current = {info.uid: info for info in view.box.messages()}
-        box = view.box
         views = []
         for seq, uid in enumerate(view.uids, 1):
             info = current.get(uid)
@@ -270,7 +275,7 @@ class MessageCommands:
                     flags=info.flags,
                     internaldate=info.internaldate,
                     recent=uid in view.recent,
-                    message_bytes=functools.partial(box.read, uid),
+                    message_bytes=partial(reads, uid),
                 )
             )
         return views
@@ -513,6 +518,17 @@ class MessageCommands:
                 dest.expunge(dest_uids)
             raise
         return source_uids, dest_uids, dest.uidvalidity
+
+
+class _MessageReads:
+    """How SEARCH's message views read a message: through the open batch's reader (one lock
+    per batch) while SEARCH evaluates, else through ``Mailbox.read`` (its own lock)."""
+
+    def __init__(self, box: Mailbox) -> None:
+        self.read: Callable[[int], bytes] = box.read
+
+    def __call__(self, uid: int) -> bytes:
+        return self.read(uid)
 
 
 def _search_key(tokens: tuple[Token, ...], charset: str | None = None) -> search.SearchKey:
