@@ -15,12 +15,17 @@ One mailbox of ``--messages`` seeded messages (``bench_imap_corpus``) is given t
 
 Each session, timed step by step with imaplib: LOGIN; SELECT INBOX; FETCH 1:* (FLAGS ENVELOPE
 BODYSTRUCTURE); SEARCH BODY <a word in 1% of the messages>; FETCH 1:* BODY.PEEK[] (the full
-message of all; PEEK so that no run changes flags for the next); LOGOUT.  The first session
-after start is reported on its own (Dovecot builds its index there; refmail's index was built
-at delivery, its ENVELOPE/BODYSTRUCTURE cache is filled there), then the best of ``--repeat``
-warm sessions.  Answers are checked: the message count, one FETCH response per message, the
-SEARCH hits, the octets of BODY[].  The figures
-include imaplib's own parsing on the client side, the same for both servers.
+message of all; PEEK so that no run changes flags for the next); LOGOUT.  All servers are
+started at once and take turns (the machine may be shared: a change of load then hits them
+alike): first each one's first session after start, reported on its own (Dovecot builds its
+index there; refmail's index was built at delivery, its ENVELOPE/BODYSTRUCTURE cache is filled
+there), then ``--repeat`` rounds of one warm session each, in alternating order; the best warm
+session per step is reported.  Answers are checked: the message count, one FETCH response per
+message, the SEARCH hits, the octets of BODY[].  The figures include imaplib's own parsing on
+the client side, the same for both servers.
+
+From another script: ``add_arguments(parser)``, ``results = run(args)``,
+``print(ratio_table(results))``.
 """
 
 from __future__ import annotations
@@ -164,23 +169,33 @@ def session(address: tuple[str, int], count: int, marked: int) -> dict[str, floa
 
 
 def measure(
-    label: str, start: Callable[[], tuple[str, int]], count: int, repeat: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(first session, best of ``repeat`` warm sessions) for one server."""
-    address = start()
+    servers: list[tuple[str, Callable[[], tuple[str, int]]]], count: int, repeat: int
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """({label: first session}, {label: best of ``repeat`` warm sessions}), the servers taking
+    turns: every server is started, then each has its first session, then each has one warm
+    session per round (the order reversed every other round), so that a change of load on
+    the shared machine hits them alike."""
     marked = bench_imap_corpus.marked(count)
-    print(f"{label}: listening on {address[0]}:{address[1]}", file=sys.stderr)
-    first = session(address, count, marked)
-    print(f"{label}: first session {sum(first[s] for s in STEPS):.2f} s", file=sys.stderr)
-    best: dict[str, float] = {}
+    addresses = {}
+    for label, start in servers:
+        addresses[label] = start()
+        print(f"{label}: listening on {addresses[label][0]}:{addresses[label][1]}", file=sys.stderr)
+    labels = [label for label, _ in servers]
+    firsts: dict[str, dict[str, float]] = {}
+    for label in labels:
+        firsts[label] = session(addresses[label], count, marked)
+        total = sum(firsts[label][s] for s in STEPS)
+        print(f"{label}: first session {total:.2f} s", file=sys.stderr)
+    bests: dict[str, dict[str, float]] = {label: {} for label in labels}
     for run in range(repeat):
-        times = session(address, count, marked)
-        for name, value in times.items():
-            best[name] = min(best.get(name, value), value)
-        print(
-            f"{label}: warm session {run + 1} {sum(times[s] for s in STEPS):.2f} s", file=sys.stderr
-        )
-    return first, best
+        for label in labels if run % 2 == 0 else labels[::-1]:
+            times = session(addresses[label], count, marked)
+            best = bests[label]
+            for name, value in times.items():
+                best[name] = min(best.get(name, value), value)
+            total = sum(times[s] for s in STEPS)
+            print(f"{label}: warm session {run + 1} {total:.2f} s", file=sys.stderr)
+    return firsts, bests
 
 
 # ---------------------------------------------------------------------------- report
@@ -208,8 +223,22 @@ def table(title: str, columns: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def ratio_table(results: dict) -> str:
+    """The report of ``run``: seconds per step and refmail/dovecot, first and warm sessions."""
+    count, octets = results["messages"], results["octets"]
+    head = (
+        f"IMAP end to end, {count} messages ({octets / 2**20:.1f} MiB), imaplib on loopback,"
+        f" servers taking turns; {results['versions']}"
+    )
+    first = table("first session after start (seconds)", list(results["first"].items()))
+    warm = table(
+        f"best of {results['repeat']} warm sessions (seconds)", list(results["warm"].items())
+    )
+    return f"{head}\n\n{first}\n\n{warm}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options (``run_all.py`` adds them to its own parser)."""
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="warm sessions per server")
     parser.add_argument("--pure-twin", action="store_true", help="also refmail without _parse")
@@ -220,7 +249,12 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "refmail-bench-imap-e2e",
         help="refmail's data (kept between runs) and Dovecot's files",
     )
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Deliver (once), serve, measure.  Returns ``{"messages", "octets", "repeat",
+    "versions", "first": {label: {step: seconds}}, "warm": {...}}`` (labels: refmail,
+    refmail-py with ``--pure-twin``, dovecot when it can run); ``ratio_table`` prints it."""
     count = args.messages
     messages = bench_imap_corpus.messages(count)
     octets = sum(len(m) for m in messages)
@@ -230,8 +264,9 @@ def main() -> int:
     took = deliver(pristine, messages)
     if took:
         print(f"refmail: delivered {count} messages in {took:.1f} s", file=sys.stderr)
-    refmail = RefmailServer(pristine, args.workdir / "refmail", pure_twin=False)
-    runs: list[tuple[str, RefmailServer | dovecot.DovecotServer]] = [("refmail", refmail)]
+    runs: list[tuple[str, RefmailServer | dovecot.DovecotServer]] = [
+        ("refmail", RefmailServer(pristine, args.workdir / "refmail", pure_twin=False))
+    ]
     if args.pure_twin:
         runs.append(
             ("refmail-py", RefmailServer(pristine, args.workdir / "refmail-py", pure_twin=True))
@@ -243,26 +278,30 @@ def main() -> int:
         runs.append(("dovecot", server))
     elif why_not:
         print(f"dovecot: not run: {why_not}", file=sys.stderr)
-
-    firsts: list[tuple[str, dict[str, float]]] = []
-    bests: list[tuple[str, dict[str, float]]] = []
-    for label, server in runs:
-        try:
-            first, best = measure(label, server.start, count, args.repeat)
-        finally:
+    try:
+        firsts, bests = measure(
+            [(label, server.start) for label, server in runs], count, args.repeat
+        )
+    finally:
+        for _, server in runs:
             server.stop()
-        firsts.append((label, first))
-        bests.append((label, best))
-
-    versions = f"refmail ({sys.version.split()[0]})"
+    versions = f"refmail (Python {sys.version.split()[0]})"
     if any(label == "dovecot" for label, _ in runs):
         versions += f", Dovecot {dovecot.DovecotServer(args.workdir, '', '', b'').version}"
-    print(
-        f"\nIMAP end to end, {count} messages ({octets / 2**20:.1f} MiB), imaplib on loopback;"
-        f" {versions}"
-    )
-    print(table("\nfirst session after start (seconds)", firsts))
-    print(table(f"\nbest of {args.repeat} warm sessions (seconds)", bests))
+    return {
+        "messages": count,
+        "octets": octets,
+        "repeat": args.repeat,
+        "versions": versions,
+        "first": firsts,
+        "warm": bests,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    print(ratio_table(run(parser.parse_args())))
     return 0
 
 
