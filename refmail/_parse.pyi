@@ -200,3 +200,13 @@ def imap_literal_at_end(line: bytes, max_digits: int) -> tuple[int, bool] | None
 def imap_quote(value: bytes) -> bytes:
     """An IMAP string for a response (RFC 3501 4.3, 9): ``"value"`` when every byte is 7-bit
     and none is NUL, CR, LF, ``"`` or ``\\``; else the literal ``{len}\\r\\n`` + value."""
+
+def imap_sequence_set(text: bytes) -> list[tuple[int, int]]:
+    """An RFC 3501 9 sequence-set: ``b"1:3,7,9:*"`` -> ``[(1, 3), (7, 7), (9, 0)]``.
+
+    Ranges as written (``3:1`` stays ``(3, 1)``; the caller orders them), 0 standing for
+    ``*``.  A number is a nz-number: 1 to 10 digits, no leading zero, at most 2**32 - 1
+    (RFC 3501 9 nz-number, number: 32-bit unsigned).  Items are separated by single commas,
+    with no spaces.  Raises ``ParseError("invalid sequence set")`` for anything else (an
+    empty set or item, ``1:``, ``1:2:3``, ``0``, ``01``, ``4294967296``).
+    """

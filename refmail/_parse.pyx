@@ -1197,3 +1197,45 @@ def imap_quote(bytes value not None):
     memcpy(out + 1, p, n)
     out[n + 1] = 0x22
     return quoted
+
+
+def imap_sequence_set(bytes text not None):
+    """RFC 3501 9 sequence-set -> [(first, last)]; 0 stands for ``*``; see ``_parse_py``."""
+    cdef cbytes p = _chars(text)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(text), pos = 0
+    cdef unsigned long long first, last
+    cdef list ranges = []
+    while True:
+        pos = _seq_number(p, n, pos, &first)
+        last = first
+        if pos < n and p[pos] == 0x3A:
+            pos = _seq_number(p, n, pos + 1, &last)
+        if pos == n:
+            ranges.append((first, last))
+            return ranges
+        if p[pos] != 0x2C:
+            raise ParseError("invalid sequence set")
+        ranges.append((first, last))
+        pos += 1
+
+
+cdef Py_ssize_t _seq_number(cbytes p, Py_ssize_t n, Py_ssize_t pos,
+                            unsigned long long *value) except -1:
+    """``*`` (0) or a nz-number of at most 10 digits up to 2**32 - 1 at ``pos``; the offset
+    after it."""
+    cdef Py_ssize_t start = pos
+    cdef unsigned long long number = 0
+    if pos < n and p[pos] == 0x2A:
+        value[0] = 0
+        return pos + 1
+    if pos >= n or not (0x31 <= p[pos] <= 0x39):
+        raise ParseError("invalid sequence set")
+    while pos < n and 0x30 <= p[pos] <= 0x39:
+        if pos - start == 10:
+            raise ParseError("invalid sequence set")
+        number = number * 10 + (p[pos] - 0x30)
+        pos += 1
+    if number > 0xFFFFFFFF:
+        raise ParseError("invalid sequence set")
+    value[0] = number
+    return pos

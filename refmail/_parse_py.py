@@ -40,6 +40,7 @@ __all__ = [
     "imap_tokenize",
     "imap_literal_at_end",
     "imap_quote",
+    "imap_sequence_set",
     "IMAP_ATOM",
     "IMAP_QUOTED",
     "IMAP_LITERAL",
@@ -745,3 +746,25 @@ def imap_quote(value: bytes) -> bytes:
     if _IMAP_NOT_QUOTABLE.search(value) is None:
         return b'"' + value + b'"'
     return b"{%d}\r\n" % len(value) + value
+
+
+_SEQ_NUMBER = re.compile(rb"[1-9][0-9]{0,9}")
+_MAX_SEQ_NUMBER = 2**32 - 1
+
+
+def imap_sequence_set(text: bytes) -> list[tuple[int, int]]:
+    """RFC 3501 9 sequence-set -> [(first, last)] as written; 0 stands for ``*``."""
+    ranges: list[tuple[int, int]] = []
+    for item in text.split(b","):
+        low, sep, high = item.partition(b":")
+        first = _seq_number(low)
+        ranges.append((first, _seq_number(high) if sep else first))
+    return ranges
+
+
+def _seq_number(text: bytes) -> int:
+    if text == b"*":
+        return 0
+    if _SEQ_NUMBER.fullmatch(text) is None or int(text) > _MAX_SEQ_NUMBER:
+        raise ParseError("invalid sequence set")
+    return int(text)

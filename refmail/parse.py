@@ -49,6 +49,7 @@ DATA_NUL = _core.DATA_NUL
 imap_tokenize = _core.imap_tokenize
 imap_literal_at_end = _core.imap_literal_at_end
 imap_quote = _core.imap_quote
+imap_sequence_set = _core.imap_sequence_set
 IMAP_ATOM = _core.IMAP_ATOM
 IMAP_QUOTED = _core.IMAP_QUOTED
 IMAP_LITERAL = _core.IMAP_LITERAL
@@ -82,6 +83,7 @@ __all__ = [
     "imap_tokenize",
     "imap_literal_at_end",
     "imap_quote",
+    "imap_sequence_set",
     "IMAP_ATOM",
     "IMAP_QUOTED",
     "IMAP_LITERAL",

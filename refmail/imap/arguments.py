@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from refmail.errors import IMAPError
 from refmail.imap.protocol import Atom, ParenList, String, Token
+from refmail.parse import ParseError, imap_sequence_set
 
 #: RFC 3501 9: nz-number is a 32-bit unsigned integer.
 MAX_NUMBER = 2**32 - 1
@@ -118,12 +119,12 @@ class SequenceSet:
 
     @classmethod
     def parse(cls, text: str) -> SequenceSet:
-        ranges = []
-        for item in text.split(","):
-            low, sep, high = item.partition(":")
-            first = _seq_number(low)
-            ranges.append((first, _seq_number(high) if sep else first))
-        return cls(tuple(ranges))
+        """RFC 3501 9 sequence-set, by the parsing core's ``imap_sequence_set``."""
+        try:
+            pairs = imap_sequence_set(text.encode("ascii"))
+        except (UnicodeEncodeError, ParseError):
+            raise IMAPError("BAD", "invalid sequence set") from None
+        return cls(tuple((low or None, high or None) for low, high in pairs))
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ranges with ``*`` replaced by ``largest``, each as (low, high)."""
@@ -149,17 +150,6 @@ class SequenceSet:
 
     def uses_star(self) -> bool:
         return any(low is None or high is None for low, high in self.ranges)
-
-
-def _seq_number(text: str) -> int | None:
-    if text == "*":
-        return None
-    if not text.isdigit() or not text.isascii() or len(text) > 10 or text.startswith("0"):
-        raise IMAPError("BAD", "invalid sequence set")
-    number = int(text)
-    if number > MAX_NUMBER:
-        raise IMAPError("BAD", "invalid sequence set")
-    return number
 
 
 # ------------------------------------------------------------------------------ dates

@@ -311,7 +311,52 @@ def test_twins_quote_alike(value: bytes) -> None:
 @needs_compiled
 def test_compiled_has_the_imap_api() -> None:
     assert compiled is not None
-    for name in ("imap_tokenize", "imap_literal_at_end", "imap_quote"):
+    for name in ("imap_tokenize", "imap_literal_at_end", "imap_quote", "imap_sequence_set"):
         assert callable(getattr(compiled, name))
     for name in ("IMAP_ATOM", "IMAP_QUOTED", "IMAP_LITERAL", "IMAP_LIST"):
         assert getattr(compiled, name) == getattr(_parse_py, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "ranges"),
+    [
+        (b"1", [(1, 1)]),
+        (b"*", [(0, 0)]),
+        (b"1:*", [(1, 0)]),
+        (b"3:1", [(3, 1)]),  # RFC 3501 9 seq-range: either order, the caller sorts
+        (b"2,4:7,9,12:*", [(2, 2), (4, 7), (9, 9), (12, 0)]),
+        (b"*:4,4294967295", [(0, 4), (4294967295, 4294967295)]),
+    ],
+)
+def test_imap_sequence_set(parse_impl, text: bytes, ranges: list[tuple[int, int]]) -> None:
+    assert parse_impl.imap_sequence_set(text) == ranges
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b",",
+        b"1,",
+        b",1",
+        b"1:",
+        b":1",
+        b"1:2:3",
+        b"0",
+        b"01",
+        b"1:0",
+        b"4294967296",
+        b"12345678901",
+        b"1 ,2",
+        b"1, 2",
+        b"**",
+        b"*1",
+        b"1*",
+        b"a",
+        b"\xd9\xa1",
+        b"-1",
+    ],
+)
+def test_imap_sequence_set_invalid(parse_impl, text: bytes) -> None:
+    with pytest.raises(parse_impl.ParseError, match="invalid sequence set"):
+        parse_impl.imap_sequence_set(text)

@@ -180,3 +180,15 @@ def test_mime_parts(body: bytes, start: int, end: int, whole: bool, boundary: by
     if whole:
         start, end = 0, len(body)
     same("mime_parts", body, start, end, boundary)
+
+
+@SETTINGS
+@given(
+    text=st.lists(
+        st.sampled_from([b"1", b"0", b"9", b":", b",", b"*", b"4294967295", b"4294967296", b" "]),
+        max_size=12,
+    ).map(b"".join)
+    | SOUP
+)
+def test_imap_sequence_set(text: bytes) -> None:
+    same("imap_sequence_set", text)
