@@ -44,6 +44,7 @@ crlf_size              its stored (LF) body                        none
 imap_tokenize          UID FETCH, SEARCH SUBJECT "...", APPEND     none (imaplib parses
                        with the message as a literal               responses, not commands)
 imap_literal_at_end    those command lines                         none
+imap_sequence_set      FETCH range, a set with ``*``, 20 numbers   none
 imap_quote             its Subject/From/To values                  ``imaplib.IMAP4._quote``
 =====================  ==========================================  =============================
 
@@ -612,6 +613,32 @@ def w_imap_literal_at_end(impl: ModuleType) -> tuple[Callable[[], object], int]:
     return run, len(items)
 
 
+def sequence_sets() -> list[list[bytes]]:
+    """Per message: sequence sets a client sends (RFC 3501 9): a FETCH range, a set with
+    ``*``, and the 20 numbers of a flag update after a SEARCH."""
+
+    def make() -> list[list[bytes]]:
+        out = []
+        for n in range(1, len(messages()) + 1):
+            numbers = b",".join(b"%d" % (n + 7 * k) for k in range(20))
+            out.append([b"%d:%d" % (n, n + 50), b"1:3,%d,%d:*" % (n, n + 9), numbers])
+        return out
+
+    return memo("sets", make)  # type: ignore[return-value]
+
+
+def w_imap_sequence_set(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = sequence_sets()
+    parse = impl.imap_sequence_set
+
+    def run() -> None:
+        for sets in items:
+            for text in sets:
+                parse(text)
+
+    return run, len(items)
+
+
 def quote_values() -> list[list[bytes]]:
     def make() -> list[list[bytes]]:
         out = []
@@ -674,6 +701,7 @@ WORKLOADS = (
     Workload("crlf_size", w_crlf_size),
     Workload("imap_tokenize", w_imap_tokenize),
     Workload("imap_literal_at_end", w_imap_literal_at_end),
+    Workload("imap_sequence_set", w_imap_sequence_set),
     Workload("imap_quote", w_imap_quote, s_imap_quote, "imaplib._quote"),
 )
 

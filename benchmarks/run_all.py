@@ -102,6 +102,8 @@ def run_smtp(args: argparse.Namespace, summary: Summary) -> list[str]:
 def run_imap(
     args: argparse.Namespace, summary: Summary, messages: list[bytes], pristine: Path
 ) -> list[str]:
+    """``bench_imap_e2e``'s servers, sessions (taking turns) and report, on the shared corpus
+    delivered in ``pristine`` (its own ``run`` reads ``bench_imap_corpus``)."""
     count = len(messages)
     workdir = args.workdir / "imap"
     runs: list[tuple[str, object]] = [
@@ -114,25 +116,30 @@ def run_imap(
         )
         server.inbox = bench_imap_e2e.dovecot_inbox(messages)
         runs.append(("dovecot", server))
-    firsts, bests = [], []
-    for label, server in runs:
-        try:
-            first, best = bench_imap_e2e.measure(label, server.start, count, args.imap_repeat)
-        finally:
+    try:
+        firsts, bests = bench_imap_e2e.measure(
+            [(label, server.start) for label, server in runs], count, args.imap_repeat
+        )
+    finally:
+        for _, server in runs:
             server.stop()
-        firsts.append((label, first))
-        bests.append((label, best))
-    octets = sum(len(m) for m in messages)
-    title = f"IMAP end to end, {count} messages ({octets / 2**20:.1f} MiB), imaplib on loopback"
-    tables = [
-        bench_imap_e2e.table(f"{title}\nfirst session after start (seconds)", firsts),
-        bench_imap_e2e.table(f"best of {args.imap_repeat} warm sessions (seconds)", bests),
-    ]
+    versions = f"refmail (Python {sys.version.split()[0]})"
+    if why_not is None:
+        versions += f", Dovecot {dovecot.DovecotServer(workdir, '', '', b'').version}"
+    results = {
+        "messages": count,
+        "octets": sum(len(m) for m in messages),
+        "repeat": args.imap_repeat,
+        "versions": versions,
+        "first": firsts,
+        "warm": bests,
+    }
+    tables = [bench_imap_e2e.ratio_table(results)]
     if why_not is not None:
         tables.append(f"IMAP: Dovecot skipped ({why_not})")
         return tables
     for kind, columns in (("first", firsts), ("warm", bests)):
-        mine, other = columns[0][1], columns[1][1]
+        mine, other = columns["refmail"], columns["dovecot"]
         for step in bench_imap_e2e.STEPS:
             summary.add(
                 "IMAP vs Dovecot",
