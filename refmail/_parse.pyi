@@ -126,6 +126,17 @@ def mime_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple
     the last part at ``end``.  ``ValueError`` unless ``0 <= start <= end <= len(data)``.
     """
 
+def split_header_fields(fields: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """Header field lines -> ``(others, named)``: the lines of the fields called one of
+    ``names`` (lower-case; a field's name is what precedes its first ``:`` unless that is the
+    first byte, stripped of ASCII whitespace and lower-cased) and the lines of all the
+    others, each in order and byte-exact, so that the mbox store can drop its own headers
+    (``X-UID``, ``Status``, ...) from a message as served.  Lines end at LF; a line starting
+    with a space or tab goes with the line before it (RFC 5322 2.2.3), a first line that does
+    is among the others, and so is a line without a name.  ``TypeError`` when ``names`` is
+    not a tuple of bytes.
+    """
+
 # ---------------------------------------------------------------------------- mbox
 
 def mbox_quote(message: bytes) -> bytes:

@@ -809,6 +809,73 @@ def mime_parts(bytes data not None, Py_ssize_t start, Py_ssize_t end, bytes boun
     return spans
 
 
+cdef inline bint _is_strip_space(unsigned char c) noexcept nogil:
+    """What ``bytes.strip()`` strips: ASCII whitespace."""
+    return c == 32 or 9 <= c <= 13
+
+
+cdef inline unsigned char _lower(unsigned char c) noexcept nogil:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef bint _named(cbytes p, Py_ssize_t start, Py_ssize_t end, tuple names):
+    """Whether p[start:end], lower-cased, is one of ``names`` (compared byte for byte)."""
+    cdef bytes name
+    cdef cbytes q
+    cdef Py_ssize_t i
+    for name in names:
+        if PyBytes_GET_SIZE(name) != end - start:
+            continue
+        q = _chars(name)
+        for i in range(end - start):
+            if _lower(p[start + i]) != q[i]:
+                break
+        else:
+            return True
+    return False
+
+
+def split_header_fields(bytes fields not None, names):
+    """Header lines -> (fields not in ``names``, fields in them); see ``_parse_py``."""
+    cdef cbytes p = _chars(fields)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(fields), start = 0, end, lf, colon, a, b
+    cdef Py_ssize_t o_own = 0, o_named = 0
+    cdef bint to_named = False
+    cdef const void *hit
+    cdef _OutBuffer own, named
+    if not isinstance(names, tuple) or not all(isinstance(x, bytes) for x in names):
+        raise TypeError("names must be a tuple of bytes")
+    own.obj = NULL
+    named.obj = NULL
+    try:
+        _out_open(&own, n)
+        _out_open(&named, n)
+        while start < n:
+            lf = _find_lf(p, start, n)
+            end = n if lf < 0 else lf + 1
+            if not (p[start] == 32 or p[start] == 9):
+                hit = memchr(p + start, 0x3A, end - start)
+                colon = -1 if hit == NULL else <cbytes>hit - p
+                a = start
+                b = colon if colon > start else start
+                while a < b and _is_strip_space(p[a]):
+                    a += 1
+                while b > a and _is_strip_space(p[b - 1]):
+                    b -= 1
+                to_named = _named(p, a, b, <tuple>names)
+            if to_named:
+                memcpy(named.data + o_named, p + start, end - start)
+                o_named += end - start
+            else:
+                memcpy(own.data + o_own, p + start, end - start)
+                o_own += end - start
+            start = end
+        return _out_close(&own, o_own), _out_close(&named, o_named)
+    finally:
+        Py_XDECREF(own.obj)
+        Py_XDECREF(named.obj)
+
+
 # ---------------------------------------------------------------------------- mbox
 
 cdef inline bint _is_from_line(cbytes p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:

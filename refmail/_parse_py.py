@@ -25,6 +25,7 @@ __all__ = [
     "parse_headers",
     "header_fields",
     "mime_parts",
+    "split_header_fields",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",
@@ -543,6 +544,28 @@ def mime_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple
     if part_start >= 0:
         spans.append((part_start, end))
     return spans
+
+
+def split_header_fields(fields: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """Header lines -> (the fields not called one of ``names``, those that are), byte-exact;
+    continuation lines go with their field (RFC 5322 2.2.3)."""
+    if not isinstance(names, tuple) or not all(isinstance(n, bytes) for n in names):
+        raise TypeError("names must be a tuple of bytes")
+    own: list[bytes] = []
+    named: list[bytes] = []
+    target = own
+    start = 0
+    while start < len(fields):
+        end = fields.find(b"\n", start)
+        end = len(fields) if end < 0 else end + 1
+        line = fields[start:end]
+        if line[:1] not in (b" ", b"\t"):
+            colon = line.find(b":")
+            name = line[:colon].strip().lower() if colon > 0 else b""
+            target = named if name in names else own
+        target.append(line)
+        start = end
+    return b"".join(own), b"".join(named)
 
 
 # ---------------------------------------------------------------------------- mbox

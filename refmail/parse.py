@@ -34,6 +34,7 @@ header_end = _core.header_end
 parse_headers = _core.parse_headers
 header_fields = _core.header_fields
 mime_parts = _core.mime_parts
+split_header_fields = _core.split_header_fields
 mbox_quote = _core.mbox_quote
 mbox_unquote = _core.mbox_unquote
 mbox_scan = _core.mbox_scan
@@ -68,6 +69,7 @@ __all__ = [
     "parse_headers",
     "header_fields",
     "mime_parts",
+    "split_header_fields",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",

@@ -24,13 +24,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from refmail.parse import crlf_size, header_end, mbox_quote, mbox_unquote, parse_headers, to_crlf
+from refmail.parse import (
+    crlf_size,
+    header_end,
+    mbox_quote,
+    mbox_unquote,
+    parse_headers,
+    split_header_fields,
+    to_crlf,
+)
 from refmail.store.model import valid_keyword
 
 #: Lower-case names of the headers the store owns (Dovecot's mbox format, UW-IMAP's X-IMAP).
 INTERNAL_HEADERS = frozenset(
     {b"x-uid", b"x-imapbase", b"x-imap", b"status", b"x-status", b"x-keywords"}
 )
+_INTERNAL_NAMES = tuple(sorted(INTERNAL_HEADERS))
 #: RFC 3501 2.3.1.1: UIDs and UIDVALIDITY are 32-bit non-zero values.
 MAX_UID = 2**32 - 1
 #: X-Status letters (Dovecot's mbox-flags.c, UW-IMAP), in the order they are written.
@@ -103,22 +112,9 @@ def internal_headers(
 
 def split_internal(fields: bytes) -> tuple[bytes, bytes]:
     """Split header fields into (the message's own, the store's internal ones), byte-exact:
-    a folded field's continuation lines go with it (RFC 5322 2.2.3)."""
-    own: list[bytes] = []
-    internal: list[bytes] = []
-    target = own
-    start = 0
-    while start < len(fields):
-        end = fields.find(b"\n", start)
-        end = len(fields) if end < 0 else end + 1
-        line = fields[start:end]
-        if line[:1] not in (b" ", b"\t"):
-            colon = line.find(b":")
-            name = line[:colon].strip().lower() if colon > 0 else b""
-            target = internal if name in INTERNAL_HEADERS else own
-        target.append(line)
-        start = end
-    return b"".join(own), b"".join(internal)
+    a folded field's continuation lines go with it (RFC 5322 2.2.3).  The parsing core's
+    ``split_header_fields``: every message read passes through here."""
+    return split_header_fields(fields, _INTERNAL_NAMES)
 
 
 def _blank_line_length(block: bytes) -> int:

@@ -119,9 +119,7 @@ def test_mbox_scan_agrees_with_mailbox_mbox(parse_impl, tmp_path: Path) -> None:
 
 
 def test_mailbox_mbox_reads_what_mbox_quote_writes(parse_impl, tmp_path: Path) -> None:
-    messages = [
-        f"Subject: {number}\r\n\r\n{text}".encode() for number, text in enumerate(BODIES)
-    ]
+    messages = [f"Subject: {number}\r\n\r\n{text}".encode() for number, text in enumerate(BODIES)]
     path = tmp_path / "box"
     path.write_bytes(b"".join(FROM_LINE + parse_impl.mbox_quote(m) + b"\n" for m in messages))
     data = path.read_bytes()
@@ -162,3 +160,29 @@ def test_crlf_size_is_the_size_of_to_crlf(parse_impl, data: bytes) -> None:
     assert parse_impl.crlf_size(data) == len(crlf)
     assert crlf.count(b"\n") == crlf.count(b"\r\n")
     assert crlf.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+
+
+INTERNAL = (b"x-uid", b"status", b"x-keywords")
+
+
+@pytest.mark.parametrize(
+    ("fields", "own", "named"),
+    [
+        (b"", b"", b""),
+        (b"Subject: a\nX-UID: 7\nStatus: RO\n", b"Subject: a\n", b"X-UID: 7\nStatus: RO\n"),
+        # a folded field moves whole; names match case-insensitively, spaces before ':' too
+        (b"x-keywords: a\n b\r\nFrom: c\r\n", b"From: c\r\n", b"x-keywords: a\n b\r\n"),
+        (b"STATUS \t: O\nTo: d", b"To: d", b"STATUS \t: O\n"),
+        # lines without a name stay with the message, as does a leading continuation
+        (b" lead\nno colon\n: empty\nX-UID:1\n", b" lead\nno colon\n: empty\n", b"X-UID:1\n"),
+        (b"X-UIDX: 1\nX-UI: 2\n", b"X-UIDX: 1\nX-UI: 2\n", b""),
+    ],
+)
+def test_split_header_fields(parse_impl, fields: bytes, own: bytes, named: bytes) -> None:
+    assert parse_impl.split_header_fields(fields, INTERNAL) == (own, named)
+
+
+@pytest.mark.parametrize("names", [[b"x-uid"], (b"x-uid", "status"), (1,)])
+def test_split_header_fields_names_checked(parse_impl, names: object) -> None:
+    with pytest.raises(TypeError, match="tuple of bytes"):
+        parse_impl.split_header_fields(b"X-UID: 1\n", names)

@@ -192,3 +192,13 @@ def test_mime_parts(body: bytes, start: int, end: int, whole: bool, boundary: by
 )
 def test_imap_sequence_set(text: bytes) -> None:
     same("imap_sequence_set", text)
+
+
+@SETTINGS
+@given(
+    fields=SOUP
+    | st.lists(st.sampled_from([*FRAGMENTS, b"X-UID", b"status", b"\x0b"])).map(b"".join),
+    names=st.sampled_from([(b"x-uid", b"status"), (), (b"",), (b"a",), (b"A",), [b"x"], (1,)]),
+)
+def test_split_header_fields(fields: bytes, names: object) -> None:
+    same("split_header_fields", fields, names)
