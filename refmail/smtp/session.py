@@ -38,6 +38,7 @@ Choices where the RFCs leave room, stated once:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -83,6 +84,9 @@ STATIC_EXTENSIONS = (
     "SMTPUTF8",  # RFC 6531
     "CHUNKING",  # RFC 3030
 )
+#: The first octet of a header field's line (RFC 5322 2.2: a field starts with its name; a
+#: line starting with WSP continues the one before; the blank line ends the section).
+FIELD_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 
 
 @dataclass(slots=True)
@@ -464,7 +468,7 @@ class SMTPSession(SASLVerbs):
         size = parse.header_end(content)
         if size > self.limits.max_header_size:
             raise SMTPError(554, "5.6.0", "message header section is too large")
-        starts = sum(1 for line in content[:size].split(b"\n") if line[:1] not in b" \t\r")
+        starts = len(FIELD_START.findall(content, 0, size))
         if starts > self.limits.max_header_fields:
             raise SMTPError(554, "5.6.0", "message has too many header fields")
 
@@ -482,9 +486,10 @@ class SMTPSession(SASLVerbs):
             message_id=message_id,
             recipient=recipients[0] if len(recipients) == 1 else None,
         )
+        delivered: list[tuple[str, int]] = []
         try:
             if envelope.local:
-                self.service.delivery.deliver(
+                delivered = self.service.delivery.deliver(
                     content,
                     envelope.local.values(),
                     return_path=envelope.sender,
@@ -502,12 +507,13 @@ class SMTPSession(SASLVerbs):
             log.exception("%s: %s: delivery failed", self.conn.peer_ip, message_id)
             raise SMTPError(451, "4.3.0", "local error in processing") from None
         log.info(
-            "%s: %s from <%s> to %d recipient(s), %d octets",
+            "%s: %s from <%s> to %d recipient(s), %d octets%s",
             self.conn.peer_ip,
             message_id,
             envelope.sender,
             len(recipients),
             len(content),
+            "".join(f", delivered to {user} uid {uid}" for user, uid in delivered),
         )
         return format_reply(250, f"OK id={message_id}", "2.0.0")
 

@@ -161,6 +161,12 @@ class MailIndex:
 
     # ------------------------------------------------------------------ state
 
+    def version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes when another connection (another
+        process, another MailStore) commits to the index, never for this one's commits, so
+        a mailbox that wrote its row here knows the row is unchanged while this stays."""
+        return self._read("PRAGMA data_version")[0][0]
+
     def state(self, name: str) -> MailboxState | None:
         rows = self._read(
             "SELECT uidvalidity, uidnext, ino, size, mtime_ns, generation FROM mailbox"
@@ -299,7 +305,13 @@ def _state_values(state: MailboxState) -> tuple[int, ...]:
     )
 
 
-_PUT_STATE = "INSERT OR REPLACE INTO mailbox VALUES (?, ?, ?, ?, ?, ?, ?)"
+#: An upsert, not INSERT OR REPLACE: the row is updated in place, so the name's index entry is
+#: not deleted and reinserted (one page fewer in the WAL per append).
+_PUT_STATE = (
+    "INSERT INTO mailbox VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+    " uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext, ino = excluded.ino,"
+    " size = excluded.size, mtime_ns = excluded.mtime_ns, generation = excluded.generation"
+)
 _INSERT_ENTRY = (
     f"INSERT OR REPLACE INTO message (mailbox, {_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 )

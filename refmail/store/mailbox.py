@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from refmail.errors import InsufficientStorage, LockTimeout, StorageError
+from refmail.store.appendnote import AppendNote
 from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
 from refmail.store.locking import FileLock
@@ -31,12 +32,11 @@ from refmail.store.mboxfmt import (
 )
 from refmail.store.mboxio import scan_entries, write_mbox
 from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flags
+from refmail.store.rescan import number_entries
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, tuple[int, ...]], None]
-#: Bytes of an append kept in its note, to recognize its torn start on disk.
-NOTE_PREFIX = 128
 
 
 def _utc_seconds(date: datetime | None) -> datetime:
@@ -67,12 +67,14 @@ class Mailbox:
         self._index = index
         self._thread_lock = threading.RLock()
         self._depth = 0
-        self._file = FileLock(path)
-        #: Where an append in progress is noted (``_note_append``); a dotfile, not a mailbox.
-        self._append_note = path.with_name(f".{path.name}.append")
+        self._file = FileLock(path, pid_dir=index.dir)
+        #: Where an append in progress is noted (a dotfile beside the mbox, not a mailbox).
+        self._note = AppendNote(path, name)
         self._state: MailboxState | None = None
         #: the picture _refresh last found current while the lock is held (None after release)
         self._checked: MailboxState | None = None
+        #: ``MailIndex.version()`` when the index's row was last known to be ``_state``
+        self._index_version: int | None = None
         self._entries: list[Entry] = []
         self._position: dict[int, int] = {}
         self._infos: list[MessageInfo] | None = None
@@ -104,6 +106,7 @@ class Mailbox:
                 self._depth -= 1
                 if self._depth == 0:
                     self._checked = None
+                    self._note.close()
                     self._file.release()
                     events, self._events = self._events, []
         finally:
@@ -270,8 +273,8 @@ class Mailbox:
             gap = self._separator_needed(fd, end)
             data = gap + entry
             # A crash inside write(2) can leave part of the entry: note where it goes, so
-            # the next look at the file cuts it off (_cut_torn_append).
-            self._note_append(current.st_ino, end, data)
+            # the next look at the file cuts it off (AppendNote.cut_torn_append).
+            self._note.arm(current.st_ino, end, data)
             try:
                 os.lseek(fd, end, os.SEEK_SET)
                 write_all(fd, data)
@@ -280,7 +283,7 @@ class Mailbox:
                 self._truncate(fd, current)
                 raise
             finally:
-                self._append_note.unlink(missing_ok=True)
+                self._note.disarm()
             stat = os.fstat(fd)
             new = Entry(
                 uid,
@@ -390,55 +393,22 @@ class Mailbox:
             # since: no other program changes the file or the index while we hold the lock,
             # so a burst of reads (POP3 RETRs, a FETCH range) looks once, not per message.
             return self._state
-        self._cut_torn_append()
+        self._note.cut_torn_append(self._file.fd)
         stat = os.fstat(self._file.fd)
-        known = self._index.state(self.name)
+        version = self._index.version()
+        if version == self._index_version and self._state is not None:
+            # No other connection committed to the index since our row was last read or
+            # written through this object (under the lock), so the row is still _state.
+            known: MailboxState | None = self._state
+        else:
+            known = self._index.state(self.name)
+        self._index_version = version
         if known is not None and known.describes(stat.st_ino, stat.st_size, stat.st_mtime_ns):
             if known != self._state:
                 self._install(known, self._index.entries(self.name))
             self._checked = self._state
             return known
         return self._rescan(stat, known)
-
-    def _note_append(self, ino: int, start: int, data: bytes) -> None:
-        """Write ``INO START END`` and the first bytes of ``data`` to the append note."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        note = os.open(self._append_note, flags, 0o600)
-        try:
-            write_all(note, b"%d %d %d\n" % (ino, start, start + len(data)) + data[:NOTE_PREFIX])
-        finally:
-            os.close(note)
-
-    def _cut_torn_append(self) -> None:
-        """An append a crash cut short inside write(2) left the start of an entry at the end
-        of the file, never acknowledged: truncate it away before a scan takes it for a
-        message.  Its note names the inode, where it began and would end, and its first
-        bytes (so a message another program appended since is never taken for it).  Any
-        note found under the lock is a crash's: appends remove theirs before unlocking."""
-        try:
-            note = self._append_note.read_bytes()
-        except FileNotFoundError:
-            return
-        fd = self._file.fd
-        stat = os.fstat(fd)
-        head, _, prefix = note.partition(b"\n")
-        try:
-            ino, start, end = (int(field) for field in head.split())
-        except ValueError:
-            ino = start = end = -1
-        if len(prefix) != min(NOTE_PREFIX, end - start):
-            ino = -1  # a note torn itself: its append never began
-        if ino == stat.st_ino and start < stat.st_size < end:
-            written = os.pread(fd, min(stat.st_size - start, len(prefix)), start)
-            if prefix.startswith(written):
-                log.warning(
-                    "mailbox %s: cutting off %d octets of an append torn by a crash",
-                    self.name,
-                    stat.st_size - start,
-                )
-                os.ftruncate(fd, start)
-                os.fsync(fd)
-        self._append_note.unlink(missing_ok=True)
 
     def _install(self, state: MailboxState, entries: list[Entry]) -> None:
         """Adopt a new picture; listeners hear what changed when there was an old one."""
@@ -498,82 +468,30 @@ class Mailbox:
             self._events.append(event)
 
     def _rescan(self, stat: os.stat_result, known: MailboxState | None) -> MailboxState:
-        """Read the whole mbox: UIDs from X-UID, UIDVALIDITY from X-IMAPbase, flags from
-        Status/X-Status/X-Keywords.  Messages without a usable X-UID get UIDs now and the file
-        is rewritten at once to carry them (as Dovecot does), so they survive the index."""
+        """Read the whole mbox and index what ``rescan.number_entries`` makes of it.
+        Messages without a usable X-UID get UIDs now and the file is rewritten at once to
+        carry them (as Dovecot does), so they survive the index."""
         offsets: list[int] = []
         parsed = []
         for offset, raw in scan_entries(self._file.fd, stat.st_size, self.name):
             offsets.append(offset)
             parsed.append(parse_entry(raw))
         self.parsed_messages += len(parsed)
-        fallback = datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0)
-
-        base = parsed[0].base if parsed else None
-        if base is not None:
-            uidvalidity = base[0]
-        elif known is not None:
-            uidvalidity = known.uidvalidity
-        else:
-            uidvalidity = self._index.new_uidvalidity()
-        same_validity = known is not None and known.uidvalidity == uidvalidity
-        uidnext = max(base[1] if base else 1, known.uidnext if same_validity and known else 1)
-        # UIDs must ascend in file order; from the first one that does not (or is missing),
-        # every later message gets a fresh UID.  None may reuse a UID ever seen here.
-        restamp_from = len(parsed)
-        previous = 0
-        for position, entry in enumerate(parsed):
-            if restamp_from == len(parsed):
-                if entry.uid is None or entry.uid <= previous:
-                    restamp_from = position
-                else:
-                    previous = entry.uid
-            if entry.uid is not None:
-                uidnext = max(uidnext, entry.uid + 1)
-        pending = self._index.dirty_flags(self.name) if same_validity else {}
-
-        entries = []
-        for position, (start, entry) in enumerate(zip(offsets, parsed, strict=True)):
-            if position >= restamp_from or entry.uid is None:
-                uid, uidnext = uidnext, uidnext + 1
-            else:
-                uid = entry.uid
-            dirty = uid in pending and position < restamp_from
-            entries.append(
-                Entry(
-                    uid,
-                    start,
-                    entry.length,
-                    entry.header_length,
-                    entry.size,
-                    pending[uid] if dirty else entry.flags,
-                    entry.old or dirty,
-                    entry.internaldate or fallback,
-                    has_base=entry.base is not None,
-                    dirty=dirty,
-                )
-            )
-        if uidnext > MAX_UID + 1:
-            raise StorageError(f"mailbox {self.name} has used up its UIDs")
-        generation = known.generation if known is not None else 0
-        state = MailboxState(uidvalidity, uidnext, generation=generation)
-        restamp = frozenset(entry.uid for entry in entries[restamp_from:])
-        redate = frozenset(
-            entry.uid
-            for entry, found in zip(entries, parsed, strict=True)
-            if not found.internaldate
+        scan = number_entries(
+            self.name,
+            offsets,
+            parsed,
+            known,
+            fallback_date=datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0),
+            new_uidvalidity=self._index.new_uidvalidity,
+            dirty_flags=lambda: self._index.dirty_flags(self.name),
         )
-        if (
-            restamp
-            or redate
-            or (entries and not entries[0].has_base)
-            or any(entry.has_base for entry in entries[1:])
-        ):
-            self._install(state, entries)
-            self._rewrite(state, restamp=restamp, redate=redate, keep_cache=False)
-            return self._state or state
+        state, entries = scan.state, scan.entries
         self._install(state, entries)
-        self._save(state, stat, entries, full=True, keep_cache=False)
+        if scan.needs_rewrite:
+            self._rewrite(state, restamp=scan.restamp, redate=scan.redate, keep_cache=False)
+        else:
+            self._save(state, stat, entries, full=True, keep_cache=False)
         return self._state or state
 
     # ------------------------------------------------------------------ rewriting
@@ -605,12 +523,21 @@ class Mailbox:
             self._refresh()
             uids = tuple(entry.uid for entry in self._entries)
             os.unlink(self.path)
+            self._note.remove()
             fsync_dir(self.path.parent)
             self._index.delete(self.name)
             self._state = None
             self._entries, self._position, self._infos = [], {}, None
             if uids:
                 self._events.append(("expunge", uids))
+
+    def rename_file(self, new_path: Path) -> None:
+        """RENAME (RFC 3501 6.3.5) of this mailbox's file, under its lock.  A crash's torn
+        append is cut first, and the note stays behind no more than the file does."""
+        with self.locked():
+            self._note.cut_torn_append(self._file.fd)
+            os.rename(self.path, new_path)
+            self._note.remove()
 
     def move_messages_to(self, path: Path, name: str, uidvalidity: int) -> None:
         """RENAME INBOX (RFC 3501 6.3.5): every message goes to a new mailbox file at

@@ -10,6 +10,7 @@ of a rewrite) and ending in ``.lock`` (another mailbox's dotlock) are the store'
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from refmail.errors import InvalidMailboxName, StorageError
@@ -84,12 +85,34 @@ def mailbox_path(root: Path, user: str, name: str) -> Path:
     """The file of mailbox ``name`` (already normalized) of ``user``, proven to be inside
     the user's directory even when a component is a symlink."""
     base = user_dir(root, user)
-    path = base.joinpath(*name.split(SEPARATOR))
+    parts = name.split(SEPARATOR)
+    plain = not ({"", ".", ".."} & set(parts))
+    if plain and not _symlink_below(f"{root}/{user}", parts):
+        # No component below ``base`` is a link, so the path resolves to realpath(base)
+        # plus these (validated, non-empty, no "..") components: inside.  A delivery opens
+        # INBOX for one lstat instead of two realpath walks of every directory up to /.
+        return Path(f"{root}/{user}/{name}")
+    path = base.joinpath(*parts)
     real_base = os.path.realpath(base)
     real = os.path.realpath(path)
     if os.path.commonpath([real_base, real]) != real_base or real == real_base:
         raise InvalidMailboxName("mailbox name leads outside the user's mail directory")
     return path
+
+
+def _symlink_below(base: str, parts: list[str]) -> bool:
+    """Whether some existing component of ``base/parts...`` below ``base`` is a symlink
+    (the first missing one ends the walk: nothing below it exists)."""
+    current = base
+    for part in parts:
+        current = f"{current}/{part}"
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return True
+    return False
 
 
 def name_from_path(base: Path, path: Path) -> str | None:

@@ -52,8 +52,10 @@ class MailStore:
 
     def ensure_user(self, user: str) -> None:
         """Create ``mail/USER/`` and its empty INBOX unless they exist."""
-        base = user_dir(self.root, user)
         with self._lock:
+            if os.path.isfile(mailbox_path(self.root, user, INBOX)):
+                return  # every delivery asks: one lstat and one stat when all is there
+            base = user_dir(self.root, user)
             if not base.is_dir():
                 base.mkdir(mode=0o700, parents=True, exist_ok=True)
                 fsync_dir(base.parent)
@@ -98,12 +100,14 @@ class MailStore:
         INBOX always exists for a user that does (RFC 3501 5.1)."""
         name = normalize_mailbox_name(name)
         with self._lock:
-            self._base(user)
             path = mailbox_path(self.root, user, name)
-            if name == INBOX and not path.exists():
-                self._create_file(path, exist_ok=True)
-            if not path.is_file():
-                raise NoSuchMailbox(f"no mailbox named {name}")
+            if not os.path.isfile(path):  # an mbox there means its user's directory is too
+                self._base(user)
+                path = mailbox_path(self.root, user, name)
+                if name == INBOX and not path.exists():
+                    self._create_file(path, exist_ok=True)
+                if not path.is_file():
+                    raise NoSuchMailbox(f"no mailbox named {name}")
             box = self._boxes.get((user, name))
             if box is None:
                 box = Mailbox(user, name, path, self._index(user), lock_timeout=self.lock_timeout)
@@ -261,8 +265,7 @@ class MailStore:
                 inbox.move_messages_to(new_path, new, index.new_uidvalidity())
                 return
             if old_path.is_file():
-                with self.mailbox(user, old).locked():
-                    os.rename(old_path, new_path)
+                self.mailbox(user, old).rename_file(new_path)
             else:
                 os.rename(old_path, new_path)
             fsync_dir(new_path.parent)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+from datetime import UTC, datetime
+from email.utils import format_datetime, localtime
 
 import pytest
 
-from refmail.delivery import received_header, strip_headers, trace_name
+from refmail.delivery import received_header, rfc5322_date, strip_headers, trace_name
 from refmail.mta.spool import Spool
 
 
@@ -76,6 +80,29 @@ def test_received_header_shape():
     assert "\tby mx.foo.com (refmail) with ESMTPSA id ID1\r\n\tfor <jones@foo.com>; " in header
     assert header.endswith("1970\r\n") or "1970 " in header
     assert header.count("\r\n") == 3 and "\n" not in header.replace("\r\n", "")
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu", "Pacific/Kiritimati"]
+)
+def test_the_received_date_is_email_utils_date(zone):
+    """RFC 5322 3.3 date-time as ``email.utils.format_datetime(localtime())`` writes it (the
+    fast formatter replaced it), in zones east and west with half- and quarter-hour offsets,
+    on both sides of daylight saving changes."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        for when in (0, 1_000_000_000, 1_711_846_800, 1_730_000_000, 1_795_750_563, 2**31 + 7):
+            moment = datetime.fromtimestamp(when, UTC)
+            assert rfc5322_date(when) == format_datetime(localtime(moment)), (zone, when)
+        assert rfc5322_date()[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
 
 
 def test_received_header_hiding_the_client():
