@@ -137,6 +137,24 @@ def split_header_fields(fields: bytes, names: tuple[bytes, ...]) -> tuple[bytes,
     not a tuple of bytes.
     """
 
+ADDRESS_ATOM: int  # address token kind: a run of bytes that are neither specials nor space
+ADDRESS_QUOTED: int  # address token kind: a quoted string, quotes included
+ADDRESS_COMMENT: int  # address token kind: a comment's content, parentheses excluded
+ADDRESS_LITERAL: int  # address token kind: a domain literal ``[...]``, brackets included
+
+def address_tokens(raw: bytes) -> list[tuple[int, int, int]]:
+    """The lexemes of an address header (RFC 5322 3.2: From, To, Cc ...) as
+    ``(kind, start, end)`` byte spans, for ENVELOPE's address structures (RFC 3501 7.4.2).
+
+    Spaces, tabs, CRs and LFs separate tokens and are dropped.  A quoted string runs from
+    ``"`` to the next ``"`` not escaped by ``\\`` (or to the end); a comment from ``(`` to its
+    matching ``)`` (nested; ``\\`` escapes the next byte; unterminated: to the end, and
+    tokenizing stops), its span excluding the parentheses; a domain literal from ``[`` to the
+    next ``]`` (or the end).  Each other special (``) < > ] : ; @ \\ , .``) is a token of its
+    own whose kind is its byte value; a run of any other bytes (8-bit ones included) is an
+    atom.  Never raises: lenient, as mail readers are.
+    """
+
 # ---------------------------------------------------------------------------- mbox
 
 def mbox_quote(message: bytes) -> bytes:

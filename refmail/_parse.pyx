@@ -876,6 +876,80 @@ def split_header_fields(bytes fields not None, names):
         Py_XDECREF(named.obj)
 
 
+ADDRESS_ATOM = 1
+ADDRESS_QUOTED = 2
+ADDRESS_COMMENT = 3
+ADDRESS_LITERAL = 4
+
+
+cdef inline bint _is_address_special(unsigned char c) noexcept nogil:
+    """RFC 5322 3.2.3 specials (the characters that end an atom)."""
+    return (c == 0x28 or c == 0x29 or c == 0x3C or c == 0x3E or c == 0x5B or c == 0x5D
+            or c == 0x3A or c == 0x3B or c == 0x40 or c == 0x5C or c == 0x2C or c == 0x2E
+            or c == 0x22)
+
+
+cdef inline bint _is_address_space(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+def address_tokens(bytes raw not None):
+    """RFC 5322 3.2 lexemes of an address header as (kind, start, end); see ``_parse_py``."""
+    cdef cbytes p = _chars(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0, j, depth
+    cdef unsigned char c
+    cdef const void *hit
+    cdef list tokens = []
+    while i < n:
+        c = p[i]
+        if _is_address_space(c):
+            i += 1
+        elif c == 0x22:
+            j = i + 1
+            while j < n:
+                if p[j] == 0x5C and j + 1 < n:
+                    j += 2
+                elif p[j] == 0x22:
+                    j += 1
+                    break
+                else:
+                    j += 1
+            tokens.append((ADDRESS_QUOTED, i, j))
+            i = j
+        elif c == 0x28:
+            depth = 1
+            j = i + 1
+            while j < n and depth:
+                if p[j] == 0x5C:
+                    j += 1
+                elif p[j] == 0x28:
+                    depth += 1
+                elif p[j] == 0x29:
+                    depth -= 1
+                j += 1
+            if depth:
+                tokens.append((ADDRESS_COMMENT, i + 1, n))
+                i = n
+            else:
+                tokens.append((ADDRESS_COMMENT, i + 1, j - 1))
+                i = j
+        elif c == 0x5B:
+            hit = memchr(p + i, 0x5D, n - i)
+            j = n if hit == NULL else <cbytes>hit - p + 1
+            tokens.append((ADDRESS_LITERAL, i, j))
+            i = j
+        elif _is_address_special(c):
+            tokens.append((c, i, i + 1))
+            i += 1
+        else:
+            j = i + 1
+            while j < n and not _is_address_special(p[j]) and not _is_address_space(p[j]):
+                j += 1
+            tokens.append((ADDRESS_ATOM, i, j))
+            i = j
+    return tokens
+
+
 # ---------------------------------------------------------------------------- mbox
 
 cdef inline bint _is_from_line(cbytes p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:

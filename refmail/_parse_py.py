@@ -26,6 +26,11 @@ __all__ = [
     "header_fields",
     "mime_parts",
     "split_header_fields",
+    "address_tokens",
+    "ADDRESS_ATOM",
+    "ADDRESS_QUOTED",
+    "ADDRESS_COMMENT",
+    "ADDRESS_LITERAL",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",
@@ -566,6 +571,65 @@ def split_header_fields(fields: bytes, names: tuple[bytes, ...]) -> tuple[bytes,
         target.append(line)
         start = end
     return b"".join(own), b"".join(named)
+
+
+ADDRESS_ATOM = 1
+ADDRESS_QUOTED = 2
+ADDRESS_COMMENT = 3
+ADDRESS_LITERAL = 4
+
+_ADDRESS_ATOM_RUN = re.compile(rb'[^()<>\[\]:;@\\,." \t\r\n]+')
+_ADDRESS_SPACE_RUN = re.compile(rb"[ \t\r\n]+")
+_ADDRESS_QUOTED = re.compile(rb'"(?:[^"\\]+|\\.|\\\Z)*"?', re.S)
+_ADDRESS_COMMENT_CHAR = re.compile(rb"[\\()]")
+
+
+def address_tokens(raw: bytes) -> list[tuple[int, int, int]]:
+    """RFC 5322 3.2 lexemes of an address header as ``(kind, start, end)``."""
+    tokens: list[tuple[int, int, int]] = []
+    i, n = 0, len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch in b" \t\r\n":
+            i = _ADDRESS_SPACE_RUN.match(raw, i).end()  # type: ignore[union-attr]
+        elif ch == 0x22:
+            end = _ADDRESS_QUOTED.match(raw, i).end()  # type: ignore[union-attr]
+            tokens.append((ADDRESS_QUOTED, i, end))
+            i = end
+        elif ch == 0x28:
+            i = _address_comment(raw, i, tokens)
+        elif ch == 0x5B:
+            end = raw.find(b"]", i)
+            end = n if end < 0 else end + 1
+            tokens.append((ADDRESS_LITERAL, i, end))
+            i = end
+        elif ch in b'()<>[]:;@\\,."':
+            tokens.append((ch, i, i + 1))
+            i += 1
+        else:
+            end = _ADDRESS_ATOM_RUN.match(raw, i).end()  # type: ignore[union-attr]
+            tokens.append((ADDRESS_ATOM, i, end))
+            i = end
+    return tokens
+
+
+def _address_comment(raw: bytes, i: int, tokens: list[tuple[int, int, int]]) -> int:
+    """The comment opening at ``raw[i]``: its content's token; where scanning goes on."""
+    depth, j = 1, i + 1
+    for found in _ADDRESS_COMMENT_CHAR.finditer(raw, i + 1):
+        k = found.start()
+        if k < j:
+            continue  # escaped by the backslash before it
+        if raw[k] == 0x5C:
+            j = k + 2
+            continue
+        depth += 1 if raw[k] == 0x28 else -1
+        j = k + 1
+        if not depth:
+            tokens.append((ADDRESS_COMMENT, i + 1, k))
+            return j
+    tokens.append((ADDRESS_COMMENT, i + 1, len(raw)))
+    return len(raw)
 
 
 # ---------------------------------------------------------------------------- mbox

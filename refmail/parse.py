@@ -35,6 +35,11 @@ parse_headers = _core.parse_headers
 header_fields = _core.header_fields
 mime_parts = _core.mime_parts
 split_header_fields = _core.split_header_fields
+address_tokens = _core.address_tokens
+ADDRESS_ATOM = _core.ADDRESS_ATOM
+ADDRESS_QUOTED = _core.ADDRESS_QUOTED
+ADDRESS_COMMENT = _core.ADDRESS_COMMENT
+ADDRESS_LITERAL = _core.ADDRESS_LITERAL
 mbox_quote = _core.mbox_quote
 mbox_unquote = _core.mbox_unquote
 mbox_scan = _core.mbox_scan
@@ -70,6 +75,11 @@ __all__ = [
     "header_fields",
     "mime_parts",
     "split_header_fields",
+    "address_tokens",
+    "ADDRESS_ATOM",
+    "ADDRESS_QUOTED",
+    "ADDRESS_COMMENT",
+    "ADDRESS_LITERAL",
     "mbox_quote",
     "mbox_unquote",
     "mbox_scan",

@@ -23,7 +23,15 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from refmail.parse import header_fields, mime_parts
+from refmail.parse import (
+    ADDRESS_ATOM,
+    ADDRESS_COMMENT,
+    ADDRESS_LITERAL,
+    ADDRESS_QUOTED,
+    address_tokens,
+    header_fields,
+    mime_parts,
+)
 
 #: Nesting limit of multiparts and message/rfc822 parts; deeper ones become opaque
 #: application/octet-stream leaves.  RFC 2046 sets no limit; Dovecot uses the same 100.
@@ -420,49 +428,35 @@ class Address:
 #: RFC 3501 7.4.2 makes a NIL host mean group syntax, so an address without a domain needs a
 #: placeholder host; this is the one UW-IMAP's c-client uses.
 MISSING_HOST = ".MISSING-HOST-NAME."
-_ADDRESS_SPECIALS = '()<>[]:;@\\,."'
 
 
-def _address_tokens(text: str) -> list[tuple[str, str]]:
-    """RFC 5322 3.2 lexemes: ("atom", text), ("quoted", raw with quotes), ("comment",
-    content), ("literal", "[...]"), or (special, special)."""
+def _address_tokens(raw: bytes) -> list[tuple[str, str]]:
+    """RFC 5322 3.2 lexemes (the parsing core's ``address_tokens``): ("atom", text),
+    ("quoted", raw with quotes), ("comment", content stripped), ("literal", "[...]"), or
+    (special, special).  Each token's bytes decode on their own as they would within the
+    whole value: tokens end at ASCII bytes, which no UTF-8 sequence contains."""
+    ascii_text = raw.decode("ascii") if raw.isascii() else None  # offsets are then indexes
     tokens: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in " \t\r\n":
-            i += 1
-        elif ch == '"':
-            _, end = _quoted_string(text, i)
-            tokens.append(("quoted", text[i:end]))
-            i = end
-        elif ch == "(":
-            depth, j = 1, i + 1
-            while j < n and depth:
-                if text[j] == "\\":
-                    j += 1
-                elif text[j] == "(":
-                    depth += 1
-                elif text[j] == ")":
-                    depth -= 1
-                j += 1
-            tokens.append(("comment", text[i + 1 : j - 1 if depth == 0 else j].strip()))
-            i = j
-        elif ch == "[":
-            end = text.find("]", i)
-            end = n if end < 0 else end + 1
-            tokens.append(("literal", text[i:end]))
-            i = end
-        elif ch in _ADDRESS_SPECIALS:
-            tokens.append((ch, ch))
-            i += 1
+    for kind, start, end in address_tokens(raw):
+        name = _ADDRESS_KINDS.get(kind)
+        if name is None:
+            special = chr(kind)
+            tokens.append((special, special))
+            continue
+        if ascii_text is not None:
+            text = ascii_text[start:end]
         else:
-            j = i
-            while j < n and text[j] not in _ADDRESS_SPECIALS and text[j] not in " \t\r\n":
-                j += 1
-            tokens.append(("atom", text[i:j]))
-            i = j
+            text = raw[start:end].decode("utf-8", "surrogateescape")
+        tokens.append((name, text.strip() if kind == ADDRESS_COMMENT else text))
     return tokens
+
+
+_ADDRESS_KINDS = {
+    ADDRESS_ATOM: "atom",
+    ADDRESS_QUOTED: "quoted",
+    ADDRESS_COMMENT: "comment",
+    ADDRESS_LITERAL: "literal",
+}
 
 
 def _unquote(raw: str) -> str:
@@ -534,7 +528,7 @@ def parse_address_list(raw: bytes | None) -> list[Address]:
                 out.append(address)
             current.clear()
 
-    for token in _address_tokens(_text(raw)):
+    for token in _address_tokens(raw):
         kind = token[0]
         if kind == "<":
             angle += 1

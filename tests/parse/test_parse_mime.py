@@ -107,3 +107,54 @@ def test_mime_parts_of_a_range(parse_impl) -> None:
     assert parse_impl.mime_parts(data, 9, 16, b"b") == [(14, 16)]
     # the delimiter must fit inside the range
     assert parse_impl.mime_parts(data, 9, 11, b"b") == []
+
+
+def _spans(parse_impl, raw: bytes) -> list[tuple[object, bytes]]:
+    names = {
+        parse_impl.ADDRESS_ATOM: "atom",
+        parse_impl.ADDRESS_QUOTED: "quoted",
+        parse_impl.ADDRESS_COMMENT: "comment",
+        parse_impl.ADDRESS_LITERAL: "literal",
+    }
+    return [(names.get(k, chr(k)), raw[a:b]) for k, a, b in parse_impl.address_tokens(raw)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "tokens"),
+    [
+        (b"", []),
+        (b" \t\r\n ", []),
+        (
+            b'"Joe \\" Q." <joe@x.org>, b@[1.2.3.4]',
+            [
+                ("quoted", b'"Joe \\" Q."'),
+                ("<", b"<"),
+                ("atom", b"joe"),
+                ("@", b"@"),
+                ("atom", b"x"),
+                (".", b"."),
+                ("atom", b"org"),
+                (">", b">"),
+                (",", b","),
+                ("atom", b"b"),
+                ("@", b"@"),
+                ("literal", b"[1.2.3.4]"),
+            ],
+        ),
+        # RFC 5322 3.2.2: comments nest, a backslash quotes the next byte
+        (b"a(x (y) \\) z)b", [("atom", b"a"), ("comment", b"x (y) \\) z"), ("atom", b"b")]),
+        (b"g: a;", [("atom", b"g"), (":", b":"), ("atom", b"a"), (";", b";")]),
+        (
+            b"\xc3\xa9t\xc3\xa9 <\x80>",
+            [("atom", b"\xc3\xa9t\xc3\xa9"), ("<", b"<"), ("atom", b"\x80"), (">", b">")],
+        ),
+        # unterminated forms run to the end; an unterminated comment ends tokenizing
+        (b'"open \\', [("quoted", b'"open \\')]),
+        (b"[1.2", [("literal", b"[1.2")]),
+        (b"a (open ( b", [("atom", b"a"), ("comment", b"open ( b")]),
+        (b"(x\\", [("comment", b"x\\")]),
+        (b") ] \\", [(")", b")"), ("]", b"]"), ("\\", b"\\")]),
+    ],
+)
+def test_address_tokens(parse_impl, raw: bytes, tokens: list) -> None:
+    assert _spans(parse_impl, raw) == tokens

@@ -97,10 +97,11 @@ def same(name: str, *args: object) -> None:
 
 def test_same_names_and_constants() -> None:
     assert compiled is not None
-    public = [name for name in _parse_py.__all__ if not name[0].isupper() or name[:5] == "DATA_"]
+    constants = ("DATA_", "ADDRESS_")
+    public = [n for n in _parse_py.__all__ if not n[0].isupper() or n.startswith(constants)]
     for name in public:
         assert hasattr(compiled, name), name
-        if name.startswith("DATA_"):
+        if name.startswith(constants):
             assert getattr(compiled, name) == getattr(_parse_py, name)
     assert compiled.ParseError is _parse_py.ParseError
     assert compiled.LineTooLong is _parse_py.LineTooLong
@@ -202,3 +203,12 @@ def test_imap_sequence_set(text: bytes) -> None:
 )
 def test_split_header_fields(fields: bytes, names: object) -> None:
     same("split_header_fields", fields, names)
+
+
+ADDRESS_BITS = [b'"', b"\\", b"(", b")", b"[", b"]", b"<", b">", b"@", b",", b";", b":", b"."]
+
+
+@SETTINGS
+@given(raw=SOUP | st.lists(st.sampled_from([*FRAGMENTS, *ADDRESS_BITS])).map(b"".join))
+def test_address_tokens(raw: bytes) -> None:
+    same("address_tokens", raw)
