@@ -31,6 +31,9 @@ mime_parts             the body of each multipart message (timed   none
                        per corpus message)
 MIME walk (composite)  ``header_fields`` of the message and,       ``BytesParser``, ``walk()``
                        via ``mime_parts``, of every part           and every part's headers
+split_header_fields    its stored header lines (LF) with Status,   none
+                       X-Keywords, X-UID: the store's fields out
+address_tokens         its From, To and Cc values                  ``email.utils.getaddresses``
 mbox_quote             the message, for an append                  ``mailbox.mbox.add`` (mboxo
                                                                    From-mangling, buffered
                                                                    write to a temp file)
@@ -482,6 +485,76 @@ def s_mime_walk() -> tuple[Callable[[], object], int]:
     return run, len(items)
 
 
+INTERNAL = (b"status", b"x-status", b"x-keywords", b"x-uid", b"content-length")
+
+
+def stored_headers() -> list[bytes]:
+    """The header lines of every message as the mbox stores it (LF), with the store's own
+    fields (Status, X-UID, ...) among them, as ``split_header_fields`` gets them."""
+
+    def make() -> list[bytes]:
+        out = []
+        for n, block in enumerate(header_blocks(), 1):
+            lines = block.replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n"
+            out.append(lines + b"Status: RO\nX-Keywords: \nX-UID: %d\n" % n)
+        return out
+
+    return memo("stored headers", make)  # type: ignore[return-value]
+
+
+def w_split_header_fields(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = stored_headers()
+    split = impl.split_header_fields
+
+    def run() -> None:
+        for fields in items:
+            split(fields, INTERNAL)
+
+    return run, len(items)
+
+
+def address_values() -> list[list[bytes]]:
+    """Per message: its From, To and Cc values (unfolded), as ENVELOPE parses them."""
+
+    def make() -> list[list[bytes]]:
+        out = []
+        for block in header_blocks():
+            out.append(
+                [
+                    v
+                    for k, v in _parse_py.parse_headers(block)
+                    if k.lower() in (b"from", b"to", b"cc")
+                ]
+            )
+        return out
+
+    return memo("addresses", make)  # type: ignore[return-value]
+
+
+def w_address_tokens(impl: ModuleType) -> tuple[Callable[[], object], int]:
+    items = address_values()
+    tokens = impl.address_tokens
+
+    def run() -> None:
+        for values in items:
+            for value in values:
+                tokens(value)
+
+    return run, len(items)
+
+
+def s_address_tokens() -> tuple[Callable[[], object], int]:
+    """``email.utils.getaddresses`` on the same values (it also pairs names and addresses)."""
+    items = [[v.decode("utf-8", "replace") for v in values] for values in address_values()]
+    getaddresses = email.utils.getaddresses
+
+    def run() -> None:
+        for values in items:
+            getaddresses(values)
+
+    return run, len(items)
+
+
 def w_mbox_quote(impl: ModuleType) -> tuple[Callable[[], object], int]:
     items = messages()
     quote = impl.mbox_quote
@@ -693,6 +766,8 @@ WORKLOADS = (
     Workload("header_fields", w_header_fields, s_header_fields, "BytesHeaderParser"),
     Workload("mime_parts", w_mime_parts),
     Workload("MIME walk", w_mime_walk, s_mime_walk, "BytesParser"),
+    Workload("split_header_fields", w_split_header_fields),
+    Workload("address_tokens", w_address_tokens, s_address_tokens, "email.utils.getaddresses"),
     Workload("mbox_quote", w_mbox_quote, s_mbox_quote, "mailbox.mbox.add"),
     Workload("mbox_unquote", w_mbox_unquote),
     Workload("mbox_scan", w_mbox_scan),
