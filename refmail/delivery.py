@@ -113,19 +113,10 @@ def strip_headers(message: bytes, names: Iterable[bytes] = DROPPED_HEADERS) -> b
     lower = head.lower()
     if not any(n in lower for n in wanted):
         return message  # the common case: no copy of the body (a 1 MiB copy is not free)
-    body = message[end:]
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        name = line.split(b":", 1)[0].strip().lower()
-        dropping = b":" in line and name in wanted
-        if not dropping:
-            kept.append(line)
-    return b"".join(kept) + body
+    # Lines end at LF, as the store reads them (mboxfmt.split_internal uses the same core
+    # function), so a bare CR inside a field never hides a field from one and not the other.
+    kept, _ = parse.split_header_fields(head, wanted)
+    return kept + message[end:]
 
 
 class LocalDelivery:

@@ -177,7 +177,7 @@ def format_reply(code: int, text: str | Iterable[str], status: str | None = None
     prefix = f"{status} " if status else ""
     out = []
     for i, line in enumerate(lines):
-        clean = "".join(c if c.isprintable() else "?" for c in line)
+        clean = line if line.isprintable() else "".join(c if c.isprintable() else "?" for c in line)
         sep = " " if i == len(lines) - 1 else "-"
         rendered = f"{code}{sep}{prefix}{clean}".rstrip(" ")
         if len(rendered) + 2 > MAX_REPLY_LINE:

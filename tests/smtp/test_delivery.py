@@ -12,6 +12,7 @@ import pytest
 
 from refmail.delivery import received_header, rfc5322_date, strip_headers, trace_name
 from refmail.mta.spool import Spool
+from refmail.store.mboxfmt import new_entry, parse_entry
 
 
 @pytest.mark.parametrize(
@@ -142,6 +143,23 @@ def test_strip_headers_keeps_body_and_other_fields():
     )
     assert strip_headers(message) == b"Subject: keep\r\n\r\nReturn-Path: in the body stays\r\n"
     assert strip_headers(b"Subject: x\r\n\r\nbody") == b"Subject: x\r\n\r\nbody"
+
+
+def test_strip_headers_reads_lines_as_the_store_does():
+    """Lines end at LF only, as the mbox store splits them: a bare CR does not start a
+    field, so what is dropped here is what the store would take for that field."""
+    message = (
+        b"STATUS : RO\r\nX-Keywords: a\r\n b\r\nX-Note: x\rX-UID: 9\r\n"
+        b"X-UID-Not: kept\r\n\r\nbody\r\n"
+    )
+    stripped = strip_headers(message)
+    assert stripped == b"X-Note: x\rX-UID: 9\r\nX-UID-Not: kept\r\n\r\nbody\r\n"
+    kept = parse_entry(
+        new_entry(
+            stripped, date=datetime(2026, 1, 1, tzinfo=UTC), uid=1, flags=(), old=False, base=None
+        )[0]
+    )
+    assert kept.uid == 1 and kept.flags == frozenset()  # no field a sender wrote took hold
 
 
 # ---------------------------------------------------------------- spool
