@@ -516,6 +516,47 @@ def parse_address_list(raw: bytes | None) -> list[Address]:
     bracketed by their start and end markers.  Lenient: unparseable pieces are skipped."""
     if raw is None:
         return []
+    if raw.isascii():
+        simple = _simple_address_list(raw.decode("ascii"))
+        if simple is not None:
+            return simple
+    return _general_address_list(raw)
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"  # RFC 5322 3.2.3
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_SPACE = r"[ \t\r\n]*"
+_BARE_ADDRESS = re.compile(rf"{_SPACE}({_DOT_ATOM})@({_DOT_ATOM}){_SPACE}")
+_NAMED_ADDRESS = re.compile(
+    rf"{_SPACE}((?:{_ATEXT}+[ \t\r\n]+)*{_ATEXT}+)?{_SPACE}<({_DOT_ATOM})@({_DOT_ATOM})>{_SPACE}"
+)
+_NOT_SIMPLE = re.compile(r'["():;\[\]\\]')
+
+
+def _simple_address_list(text: str) -> list[Address] | None:
+    """The common forms only (``a@b.c``, ``Name Words <a@b.c>``, comma-separated, no quotes,
+    comments, groups, routes or literals), or None for ``_general_address_list`` to parse.
+    Where it answers, the answer is the general parser's: the tests check that."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    out = []
+    for item in text.split(","):
+        match = _BARE_ADDRESS.fullmatch(item)
+        if match:
+            out.append(Address(None, None, match[1], match[2]))
+            continue
+        match = _NAMED_ADDRESS.fullmatch(item)
+        if match:
+            name = " ".join(match[1].split()) if match[1] else None
+            out.append(Address(name, None, match[2], match[3]))
+            continue
+        if item.strip(" \t\r\n"):
+            return None
+    return out
+
+
+def _general_address_list(raw: bytes) -> list[Address]:
+    """Any address-list, RFC 5322 3.4 with its obsolete forms, leniently."""
     out: list[Address] = []
     current: list[tuple[str, str]] = []
     angle = 0
