@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from refmail import parse
 from refmail.auth import UserDB
 from refmail.config import Config
+from refmail.errors import NoSuchMailbox
 
 if TYPE_CHECKING:  # the store is passed in; only its interface is used here
     from refmail.store import MailStore
@@ -197,8 +198,11 @@ class LocalDelivery:
         sender = return_path or "MAILER-DAEMON"
         done: list[tuple[str, int]] = []
         for user in dict.fromkeys(users):  # two addresses of one user: one copy
-            self.store.ensure_user(user)
-            uid = self.store.deliver(user, head + body, mailbox="INBOX", sender=sender)
+            try:
+                uid = self.store.deliver(user, head + body, mailbox="INBOX", sender=sender)
+            except NoSuchMailbox:  # a first delivery: make mail/USER/ and INBOX, once
+                self.store.ensure_user(user)
+                uid = self.store.deliver(user, head + body, mailbox="INBOX", sender=sender)
             log.debug("delivered to %s uid %s (%d octets)", user, uid, len(body))
             done.append((user, uid))
         return done

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -36,6 +37,13 @@ from refmail.store.names import (
 log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS_FILE = "subscriptions"
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class MailStore:
@@ -100,6 +108,11 @@ class MailStore:
         INBOX always exists for a user that does (RFC 3501 5.1)."""
         name = normalize_mailbox_name(name)
         with self._lock:
+            box = self._boxes.get((user, name))
+            if box is not None and SEPARATOR not in name and _regular_file(box.path):
+                # Still a regular file, not a symlink, right in the user's directory: inside
+                # it, as mailbox_path would prove with more stats (this runs per delivery).
+                return box
             path = mailbox_path(self.root, user, name)
             if not os.path.isfile(path):  # an mbox there means its user's directory is too
                 self._base(user)
@@ -108,7 +121,6 @@ class MailStore:
                     self._create_file(path, exist_ok=True)
                 if not path.is_file():
                     raise NoSuchMailbox(f"no mailbox named {name}")
-            box = self._boxes.get((user, name))
             if box is None:
                 box = Mailbox(user, name, path, self._index(user), lock_timeout=self.lock_timeout)
                 self._boxes[(user, name)] = box
