@@ -393,8 +393,13 @@ class Mailbox:
             # since: no other program changes the file or the index while we hold the lock,
             # so a burst of reads (POP3 RETRs, a FETCH range) looks once, not per message.
             return self._state
-        self._note.cut_torn_append(self._file.fd)
         stat = os.fstat(self._file.fd)
+        state = self._state
+        if state is None or not state.describes(stat.st_ino, stat.st_size, stat.st_mtime_ns):
+            # Bytes we do not know of: a torn append may be among them.  (A file just as
+            # this object left it cannot end in one, so a delivery skips the note's read.)
+            self._note.cut_torn_append(self._file.fd)
+            stat = os.fstat(self._file.fd)
         version = self._index.version()
         if version == self._index_version and self._state is not None:
             # No other connection committed to the index since our row was last read or

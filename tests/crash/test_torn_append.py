@@ -120,3 +120,21 @@ def test_a_whole_append_the_crash_left_unrecorded_is_kept(tmp_path: Path) -> Non
     assert [info.uid for info in box.messages()] == [1, 2]
     assert box.read(2).startswith(b"Subject: big")
     store.close()
+
+
+def test_a_mailbox_open_here_sees_another_process_torn_append(tmp_path: Path) -> None:
+    """A Mailbox object that knew the file skips the note only while the file is as it left
+    it: the torn tail another process's crash added is still cut before it is served."""
+    root = tmp_path / "mail"
+    store = MailStore(root)
+    store.ensure_user("alice")
+    box = store.mailbox("alice", "INBOX")
+    box.append(message(1))
+    whole = (root / "alice" / "INBOX").read_bytes()
+    crash_in_the_middle(root, written=50_000)
+    assert armed(root)
+    assert [info.uid for info in box.messages()] == [1]
+    assert (root / "alice" / "INBOX").read_bytes() == whole
+    assert not armed(root)
+    assert box.append(message(2)) == 2
+    store.close()
