@@ -3,6 +3,9 @@ parsing core's half of the IMAP MIME tree, in both implementations."""
 
 from __future__ import annotations
 
+import gc
+import time
+
 import pytest
 
 MESSAGE = b"From: a@b.c\r\nSubject: one\r\n two\r\n\tthree\r\nX-Empty:\r\n\r\nbody\r\n"
@@ -158,3 +161,49 @@ def _spans(parse_impl, raw: bytes) -> list[tuple[object, bytes]]:
 )
 def test_address_tokens(parse_impl, raw: bytes, tokens: list) -> None:
     assert _spans(parse_impl, raw) == tokens
+
+
+#: The worst shapes found for each function, of ``n`` octets or so (a boundary comes from
+#: the message, so it may be as long as a header field).
+PATHOLOGICAL = {
+    "mime_parts_long_boundary": lambda n: ("mime_parts", b"-" * n, 0, n, b"-" * 5000 + b"x"),
+    "mime_parts_delimiter_lines": lambda n: (
+        "mime_parts",
+        b"--b x\n" * (n // 6),
+        0,
+        n // 6 * 6,
+        b"b",
+    ),
+    "header_fields_folded": lambda n: (
+        "header_fields",
+        b"a:" + b"\r\n x" * (n // 4),
+        0,
+        n // 4 * 4 + 2,
+    ),
+    "split_header_fields": lambda n: ("split_header_fields", b"x-uid: 1\n" * (n // 9), (b"x-uid",)),
+    "address_tokens_comments": lambda n: ("address_tokens", b"(" * n),
+    "address_tokens_quoted": lambda n: ("address_tokens", b'"' + b"\\\\" * (n // 2)),
+}
+
+
+def _seconds(function, args: list) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("case", PATHOLOGICAL)
+def test_pathological_inputs_cost_linear_time(parse_impl, case: str) -> None:
+    """Eight times the input may cost up to 24 times the time (a quadratic scan costs 64
+    times; 0.1 s of slack for a shared machine), with the collector off."""
+    name, *small = PATHOLOGICAL[case](25_000)
+    _, *large = PATHOLOGICAL[case](200_000)
+    function = getattr(parse_impl, name)
+    gc.collect()
+    gc.disable()
+    try:
+        base = min(_seconds(function, small) for _ in range(3))
+        big = min(_seconds(function, large) for _ in range(2))
+    finally:
+        gc.enable()
+    assert big < 24 * base + 0.1, (case, base, big)
