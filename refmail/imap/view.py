@@ -6,17 +6,24 @@ Every session numbers messages for itself (RFC 3501 2.3.1.2).  Changes made else
 it through the store's listener, which only marks the view stale (it runs on another thread and
 may hold the mailbox lock) and wakes an IDLE session; the connection's own thread turns the
 difference into EXISTS / RECENT / FETCH FLAGS / EXPUNGE responses where RFC 3501 7.4.1 allows.
+
+Catching up costs the changes, not the mailbox: the view keeps the store's journal generation
+it has caught up to and asks ``Mailbox.changes_since`` for what came after (new messages,
+changed flags, expunged UIDs), under one hold of the mailbox lock.  When the journal cannot
+answer (another program changed the mbox, the journal overflowed) the store hands over the
+whole mailbox and the view compares it all, as it did before the journal existed.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from refmail.errors import IMAPError, NoSuchMailbox
 from refmail.imap.arguments import SequenceSet
 from refmail.store import Mailbox, MessageInfo
+from refmail.store.journal import MailboxChanges
 
 RECENT = "\\Recent"
 
@@ -54,11 +61,15 @@ class SelectedMailbox:
         # listen first: a change made while the messages are read marks the view stale
         box.add_listener(self._on_change)
         try:
-            self.uidvalidity: int = box.uidvalidity
-            infos = box.messages()
+            snapshot = box.changes_since(None)
         except BaseException:
             box.remove_listener(self._on_change)
             raise
+        infos = snapshot.messages
+        assert infos is not None  # generation None: the whole mailbox
+        self.uidvalidity: int = snapshot.uidvalidity
+        #: the store's journal generation this view has caught up to
+        self.generation = snapshot.generation
         self.uids: list[int] = [info.uid for info in infos]
         self.flags: dict[int, frozenset[str]] = {info.uid: info.flags for info in infos}
         #: RFC 3501 6.3.1 UNSEEN: the first message without \Seen, at SELECT time
@@ -66,18 +77,18 @@ class SelectedMailbox:
             (n for n, info in enumerate(infos, 1) if "\\Seen" not in info.flags), None
         )
         #: RFC 3501 2.3.2: the messages recent in this session (and in no other)
-        self.recent = self._take_recent(self.uids, {info.uid: info for info in infos})
+        self.recent = self._take_recent(infos)
         self.ghosts: set[int] = set()  # expunged elsewhere, not yet announced
 
-    def _take_recent(self, uids: list[int], infos: Mapping[int, MessageInfo]) -> set[int]:
+    def _take_recent(self, infos: Iterable[MessageInfo]) -> set[int]:
         """RFC 3501 2.3.2: SELECT claims the messages no session has seen, so they are
         \\Recent here only; EXAMINE and STATUS leave them to others (RFC 3501 6.3.2,
-        6.3.10).  The claim lives in the store (``Status: O``) and survives a restart."""
-        if self.readonly:
-            return {uid for uid in uids if infos[uid].recent}
-        if not any(infos[uid].recent for uid in uids):
-            return set()
-        return self.box.claim_recent(uids)
+        6.3.10).  The claim lives in the store (``Status: O``) and survives a restart.
+        Only messages still recent are offered: the lock is taken only when there are any."""
+        recent = [info.uid for info in infos if info.recent]
+        if self.readonly or not recent:
+            return set(recent)
+        return self.box.claim_recent(recent)
 
     def close(self) -> None:
         self.box.remove_listener(self._on_change)
@@ -142,49 +153,94 @@ class SelectedMailbox:
         7.4.2).  EXPUNGE only when ``allow_expunge``; otherwise the expunged messages stay in
         the view as ghosts until a later command may announce them (RFC 2180 4.1).
         ``refresh`` looks at the mailbox even when no change was heard of: the store notices
-        another program's changes to the mbox file only when asked."""
+        another program's changes to the mbox file only when asked.
+
+        Responses come in one order whatever the path: EXPUNGE (ascending, each renumbering
+        the ones after it), FETCH FLAGS of messages whose flags the client was told
+        otherwise, then EXISTS and RECENT for new messages."""
         with self._lock:
             stale, self._stale = self._stale, False
         if not (stale or refresh or (allow_expunge and self.ghosts)):
             return []
-        box = self.box
         try:
-            if box.uidvalidity != self.uidvalidity:
-                raise MailboxGone("the mailbox was recreated")
-            infos = box.messages()
+            changes = self.box.changes_since(self.generation)
         except NoSuchMailbox:
             raise MailboxGone("the mailbox was deleted") from None
+        if changes.uidvalidity != self.uidvalidity:
+            raise MailboxGone("the mailbox was recreated")
+        self.generation = changes.generation
+        if changes.messages is not None:
+            return self._compare_all(changes.messages, allow_expunge=allow_expunge)
+        return self._apply(changes, allow_expunge=allow_expunge)
+
+    def _apply(self, changes: MailboxChanges, *, allow_expunge: bool) -> list[bytes]:
+        """The journal's answer: work in proportion to the changes."""
+        out: list[bytes] = []
+        uids = self.uids
+        gone = sorted(uid for uid in changes.expunged if uid in self.flags)
+        if allow_expunge and (gone or self.ghosts):
+            out.extend(self._expunge(sorted(self.ghosts.union(gone))))
+        elif gone:
+            self.ghosts.update(gone)
+        for info in changes.flagged:
+            if info.uid in self.flags and info.flags != self.flags[info.uid]:
+                out.append(self._flags_response(info.uid, info.flags))
+        top = uids[-1] if uids else 0
+        new = [info for info in changes.appended if info.uid > top]
+        if new:
+            self._add(new, out)
+        return out
+
+    def _compare_all(self, infos: list[MessageInfo], *, allow_expunge: bool) -> list[bytes]:
+        """The whole mailbox against the view (the journal could not answer)."""
         current = {info.uid: info for info in infos}
         out: list[bytes] = []
         gone = [uid for uid in self.uids if uid not in current]
         if gone and allow_expunge:
-            kept: list[int] = []
-            for uid in self.uids:
-                if uid in current:
-                    kept.append(uid)
-                else:  # RFC 3501 7.4.1: each EXPUNGE renumbers the messages after it
-                    out.append(b"* %d EXPUNGE\r\n" % (len(kept) + 1))
-                    self.flags.pop(uid, None)
-                    self.recent.discard(uid)
-            self.uids = kept
-            self.ghosts.clear()
+            out.extend(self._expunge(sorted(self.ghosts.union(gone))))
         elif gone:
             self.ghosts.update(gone)
+        for uid in self.uids:
+            info = current.get(uid)
+            if info is not None and info.flags != self.flags.get(uid):
+                out.append(self._flags_response(uid, info.flags))
         top = self.uids[-1] if self.uids else 0
-        new = [info.uid for info in infos if info.uid > top]
-        for uid, flags in ((uid, current[uid].flags) for uid in self.uids if uid in current):
-            if flags != self.flags.get(uid):
-                self.flags[uid] = flags
-                flag_text = format_flags(flags, uid in self.recent)
-                out.append(f"* {self.seq_of(uid)} FETCH (FLAGS {flag_text})\r\n".encode())
+        new = [info for info in infos if info.uid > top]
         if new:
-            self.uids.extend(new)
-            for uid in new:
-                self.flags[uid] = current[uid].flags
-            self.recent |= self._take_recent(new, current)
-            out.append(b"* %d EXISTS\r\n" % len(self.uids))
-            out.append(b"* %d RECENT\r\n" % len(self.recent))
+            self._add(new, out)
         return out
+
+    def _expunge(self, gone: list[int]) -> list[bytes]:
+        """Take ``gone`` (ascending, all in the view) out of the view: one EXPUNGE each,
+        numbered after the ones before it are gone (RFC 3501 7.4.1)."""
+        out: list[bytes] = []
+        uids = self.uids
+        positions = [bisect.bisect_left(uids, uid) for uid in gone]
+        for removed, position in enumerate(positions):
+            out.append(b"* %d EXPUNGE\r\n" % (position - removed + 1))
+        for position in reversed(positions):
+            del uids[position]
+        for uid in gone:
+            self.flags.pop(uid, None)
+            self.recent.discard(uid)
+        self.ghosts.clear()
+        return out
+
+    def _flags_response(self, uid: int, flags: frozenset[str]) -> bytes:
+        """RFC 3501 7.4.2: FETCH FLAGS for a change made elsewhere; the client now knows."""
+        self.flags[uid] = flags
+        flag_text = format_flags(flags, uid in self.recent)
+        return f"* {self.seq_of(uid)} FETCH (FLAGS {flag_text})\r\n".encode()
+
+    def _add(self, new: list[MessageInfo], out: list[bytes]) -> None:
+        """New messages (ascending UIDs above the view's): EXISTS and RECENT (RFC 3501
+        7.3.1, 7.3.2), \\Recent claimed for those no session has claimed yet."""
+        for info in new:
+            self.uids.append(info.uid)
+            self.flags[info.uid] = info.flags
+        self.recent |= self._take_recent(new)
+        out.append(b"* %d EXISTS\r\n" % len(self.uids))
+        out.append(b"* %d RECENT\r\n" % len(self.recent))
 
 
 def compact_uid_set(uids: Iterable[int]) -> str:

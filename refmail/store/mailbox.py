@@ -22,6 +22,7 @@ from refmail.errors import InsufficientStorage, LockTimeout, StorageError
 from refmail.store.appendnote import AppendNote
 from refmail.store.fileio import fsync_dir, fsync_file, write_all
 from refmail.store.index import MailIndex
+from refmail.store.journal import ChangeJournal, MailboxChanges
 from refmail.store.locking import FileLock
 from refmail.store.mboxfmt import (
     MAX_UID,
@@ -80,6 +81,8 @@ class Mailbox:
         self._infos: list[MessageInfo] | None = None
         self._listeners: list[Listener] = []
         self._events: list[tuple[str, tuple[int, ...]]] = []
+        #: the events above, numbered, for sessions catching up (``changes_since``)
+        self._journal = ChangeJournal()
 
     def __repr__(self) -> str:
         return f"<Mailbox {self.user}:{self.name}>"
@@ -158,6 +161,64 @@ class Mailbox:
                 self._infos = [entry.info() for entry in self._entries]
             return list(self._infos)
 
+    def changes_since(self, generation: int | None) -> MailboxChanges:
+        """What changed after ``generation`` (a ``MailboxChanges.generation`` this object
+        handed out), costing the changes, not the mailbox; ``None``, or a generation the
+        journal cannot answer for, gets the whole mailbox (``reset``).  UIDVALIDITY is in
+        every answer (RFC 3501 2.3.1.1).
+
+        A read when nothing changed on disk takes the thread lock only, not fcntl and the
+        dotlock.  Consistency rule: in this process the file, the index row and the picture
+        in memory change only under the thread lock; another program changes the mbox only
+        under fcntl + dotlock, and any change it makes moves the file's (inode, size,
+        mtime) at ``path`` (a rewrite is a rename: a new inode), while another index writer
+        moves ``PRAGMA data_version``.  So when, before the thread lock is taken, the file
+        at ``path`` is the one the picture describes and the index is unchanged since the
+        picture was read, the picture was current at that moment: the answer is the one a
+        reader holding every lock would have got just then (a change made later is seen by
+        the next look).  Else the full lock is taken and the file looked at (``_refresh``),
+        which may find a half-written append or another program's change.  The same
+        (inode, size, mtime) test is the one ``_refresh`` trusts under the lock."""
+        try:
+            seen = os.stat(self.path)
+            version = self._index.version()
+        except (OSError, StorageError):
+            seen = None
+        with self._thread_lock:
+            state = self._state
+            if (
+                seen is not None
+                and state is not None
+                and self._depth == 0
+                and state.describes(seen.st_ino, seen.st_size, seen.st_mtime_ns)
+                and version == self._index_version
+            ):
+                return self._changes(state, generation)
+        with self.locked():
+            return self._changes(self._refresh(), generation)
+
+    def _changes(self, state: MailboxState, generation: int | None) -> MailboxChanges:
+        """``changes_since`` once the picture is current (thread lock held)."""
+        journal = self._journal
+        span = None if generation is None else journal.since(generation)
+        if span is None:
+            if self._infos is None:
+                self._infos = [entry.info() for entry in self._entries]
+            return MailboxChanges(journal.generation, state.uidvalidity, list(self._infos))
+        position, entries = self._position, self._entries
+
+        def present(uids: Iterable[int]) -> tuple[MessageInfo, ...]:
+            found = (position.get(uid) for uid in sorted(uids))
+            return tuple(entries[p].info() for p in found if p is not None)
+
+        return MailboxChanges(
+            journal.generation,
+            state.uidvalidity,
+            appended=present(span.appended),
+            flagged=present(span.flagged - span.appended),
+            expunged=span.expunged,
+        )
+
     def read(self, uid: int) -> bytes:
         """The message as served: CRLF, unquoted, internal headers removed (KeyError)."""
         with self.reading() as reader:
@@ -184,10 +245,15 @@ class Mailbox:
         at once and in the mbox lazily, as flag changes are, so a restart keeps the claim."""
         with self.locked():
             state = self._refresh()
-            wanted = None if uids is None else set(uids)
+            if uids is None:
+                positions: Iterable[int] = range(len(self._entries))
+            else:  # a few new messages of a large mailbox: look at those only
+                found = (self._position.get(uid) for uid in set(uids))
+                positions = sorted(position for position in found if position is not None)
             claimed = []
-            for position, entry in enumerate(self._entries):
-                if entry.old or (wanted is not None and entry.uid not in wanted):
+            for position in positions:
+                entry = self._entries[position]
+                if entry.old:
                     continue
                 entry = replace(entry, old=True, dirty=True)
                 self._entries[position] = entry
@@ -419,6 +485,7 @@ class Mailbox:
         """Adopt a new picture; listeners hear what changed when there was an old one."""
         if self._state is not None:
             self._queue_differences(self._entries, entries)
+        self._journal.reset()
         self._state = state
         self._entries = entries
         self._position = {entry.uid: i for i, entry in enumerate(entries)}
@@ -471,6 +538,7 @@ class Mailbox:
         self._infos = None
         if event is not None:
             self._events.append(event)
+            self._journal.record(*event)
 
     def _rescan(self, stat: os.stat_result, known: MailboxState | None) -> MailboxState:
         """Read the whole mbox and index what ``rescan.number_entries`` makes of it.
@@ -533,6 +601,7 @@ class Mailbox:
             self._index.delete(self.name)
             self._state = None
             self._entries, self._position, self._infos = [], {}, None
+            self._journal.reset()
             if uids:
                 self._events.append(("expunge", uids))
 
