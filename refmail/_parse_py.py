@@ -4,6 +4,9 @@ Everything here leans on C-level ``bytes`` methods and compiled regexes; no per-
 loops.  Where the two twins could drift (offset validation, error reasons, edge cases of
 ``read_data``), both follow the same step order so that results, exception classes and
 messages are identical; ``tests/parse`` checks that with hypothesis.
+
+This module holds lines, SMTP commands and DATA; header blocks, MIME and mbox are in
+``_parse_py_mail.py``, IMAP in ``_parse_py_imap.py``; every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,34 @@ import ipaddress
 import re
 
 from refmail._parse_errors import LineTooLong, ParseError
+from refmail._parse_py_imap import (
+    IMAP_ATOM,
+    IMAP_LIST,
+    IMAP_LITERAL,
+    IMAP_QUOTED,
+    imap_literal_at_end,
+    imap_quote,
+    imap_sequence_set,
+    imap_tokenize,
+)
+from refmail._parse_py_mail import (
+    _BARE_LF,
+    ADDRESS_ATOM,
+    ADDRESS_COMMENT,
+    ADDRESS_LITERAL,
+    ADDRESS_QUOTED,
+    address_tokens,
+    crlf_size,
+    header_end,
+    header_fields,
+    mbox_quote,
+    mbox_scan,
+    mbox_unquote,
+    mime_parts,
+    parse_headers,
+    split_header_fields,
+    to_crlf,
+)
 
 __all__ = [
     "LineTooLong",
@@ -63,8 +94,6 @@ DATA_LONG_LINE = 16
 DATA_NUL = 32
 
 _STATE_MASK = DATA_AT_LINE_START | DATA_PREV_CRLF
-# An LF without a CR before it; the literal first lets the regex engine skip to each LF.
-_BARE_LF = re.compile(rb"\n(?<!\r\n)")
 # read_data's smallest max_line: the terminator line "." CRLF must fit whole (RFC 5321 4.1.1.4).
 _MIN_MAX_LINE = 3
 # RFC 5321 4.1.1.4: the end of mail data is CRLF "." CRLF.
@@ -91,20 +120,7 @@ _ESMTP_KEYWORD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*")
 _ESMTP_VALUE = re.compile(rb"[!-<>-~\x80-\xff]+")
 
 _SP, _DQUOTE, _DOT, _AT, _COMMA, _COLON = 0x20, 0x22, 0x2E, 0x40, 0x2C, 0x3A
-_TAB, _CR, _LF = 0x09, 0x0D, 0x0A
 _LT, _GT, _LBRACKET, _HYPHEN = 0x3C, 0x3E, 0x5B, 0x2D
-
-# ------------------------------------------------------------------ messages and mbox
-# A blank line after an LF: "\n\n" or "\n\r\n" (RFC 5322 2.1).
-_BLANK_AFTER_LF = re.compile(rb"\n\r?\n")
-# mboxrd: ">*From " at a line start.  The text's first line is handled apart, so that each
-# pattern starts with a literal LF, which the regex engine finds fast ("^" in MULTILINE
-# mode is tried at every offset, ten times slower).
-_MBOX_FROM = re.compile(rb">*From ")
-_MBOX_FROM_AFTER_LF = re.compile(rb"\n(>*From )")
-_MBOX_QUOTED_FROM_AFTER_LF = re.compile(rb"\n>(>*From )")
-_HEADER_NAME = re.compile(rb"[!-9;-~]+")  # ftext, RFC 5322 3.6.8
-
 
 # ---------------------------------------------------------------------------- lines
 
@@ -416,442 +432,3 @@ def dot_stuff(data: bytes) -> bytes:
     if data[:1] == b".":
         data = b"." + data
     return data
-
-
-# ---------------------------------------------------------------------------- messages
-
-
-def header_end(data: bytes) -> int:
-    """Offset past the blank line ending the header block, else ``len(data)`` (RFC 5322 2.1)."""
-    if data[:1] == b"\n":
-        return 1
-    if data[:2] == b"\r\n":
-        return 2
-    match = _BLANK_AFTER_LF.search(data)
-    return len(data) if match is None else match.end()
-
-
-def parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
-    """Header block -> [(name, unfolded value)] (RFC 5322 2.2, 2.2.3).
-
-    Parsing stops at the first empty line (the end of the header section, RFC 5322 2.1).
-    A line whose part before the colon is not a field name (RFC 5322 3.6.8 ftext, with
-    obsolete whitespace before the colon allowed, 4.5.3) is skipped like a line without a
-    colon, and so are continuation lines that follow it.
-    """
-    fields: list[tuple[bytes, bytes]] = []
-    name: bytes | None = None
-    parts: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                parts.append(line)
-            continue
-        if name is not None:
-            fields.append((name, b"".join(parts)))
-            name = None
-        if not line:
-            break
-        colon = line.find(b":")
-        if colon < 0:
-            continue
-        candidate = line[:colon].rstrip(b" \t")
-        if _HEADER_NAME.fullmatch(candidate) is None:
-            continue
-        name = candidate
-        parts = [line[colon + 1 :].lstrip(b" \t")]
-    if name is not None:
-        fields.append((name, b"".join(parts)))
-    return fields
-
-
-def _check_span(data: bytes, start: int, end: int) -> None:
-    if not 0 <= start <= end <= len(data):
-        raise ValueError("need 0 <= start <= end <= len(data)")
-
-
-HeaderFieldSpan = tuple[bytes, bytes, int, int]
-
-
-def header_fields(data: bytes, start: int, end: int) -> tuple[list[HeaderFieldSpan], int]:
-    """Header fields of the entity at ``data[start:end]`` with their spans, and where its
-    body starts (RFC 5322 2.2, 2.2.3; RFC 2045 for body parts)."""
-    _check_span(data, start, end)
-    fields: list[HeaderFieldSpan] = []
-    pending: tuple[bytes, int, int] | None = None  # name, field start, value start
-    pos = start
-    body_start = end
-    while pos < end:
-        newline = data.find(b"\n", pos, end)
-        line_end = end if newline < 0 else newline + 1
-        line = data[pos:line_end]
-        if line in (b"\r\n", b"\n"):
-            body_start = line_end
-            break
-        if pending is not None and line[0] in (_SP, _TAB):
-            pos = line_end
-            continue
-        colon = line.find(b":")
-        name = line[:colon].rstrip(b" \t") if colon > 0 else b""
-        if not name or _HEADER_NAME.fullmatch(name) is None:
-            body_start = pos
-            break
-        if pending is not None:
-            fields.append(_header_field(data, pending, pos))
-        pending = (name, pos, pos + colon + 1)
-        pos = line_end
-    if pending is not None:
-        fields.append(_header_field(data, pending, pos))
-    return fields, body_start
-
-
-def _header_field(data: bytes, pending: tuple[bytes, int, int], end: int) -> HeaderFieldSpan:
-    name, start, value_start = pending
-    lines = data[value_start:end].split(b"\n")
-    value = b"".join(line.rstrip(b"\r") for line in lines).lstrip(b" \t")
-    return name, value, start, end
-
-
-def mime_parts(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """Spans of the body parts of the multipart body ``data[start:end]`` (RFC 2046 5.1.1)."""
-    _check_span(data, start, end)
-    marker = b"--" + boundary
-    spans: list[tuple[int, int]] = []
-    part_start = -1
-    pos = start
-    while True:
-        found = data.find(marker, pos, end)
-        if found < 0:
-            break
-        pos = found + 1
-        if found != start and data[found - 1] != _LF:
-            continue
-        after = found + len(marker)
-        closing = after + 2 <= end and data.startswith(b"--", after)
-        rest_start = after + 2 if closing else after
-        newline = data.find(b"\n", rest_start, end)
-        line_end = end if newline < 0 else newline + 1
-        if data[rest_start:line_end].strip(b" \t\r\n"):
-            continue  # "--boundaryX": a longer boundary, or text
-        if part_start >= 0:
-            content_end = found
-            if content_end > start and data[content_end - 1] == _LF:
-                content_end -= 1
-                if content_end > start and data[content_end - 1] == _CR:
-                    content_end -= 1
-            spans.append((part_start, max(content_end, part_start)))
-        if closing:
-            return spans
-        part_start = line_end
-        pos = line_end
-    if part_start >= 0:
-        spans.append((part_start, end))
-    return spans
-
-
-def split_header_fields(fields: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
-    """Header lines -> (the fields not called one of ``names``, those that are), byte-exact;
-    continuation lines go with their field (RFC 5322 2.2.3)."""
-    if not isinstance(names, tuple) or not all(isinstance(n, bytes) for n in names):
-        raise TypeError("names must be a tuple of bytes")
-    own: list[bytes] = []
-    named: list[bytes] = []
-    target = own
-    start = 0
-    while start < len(fields):
-        end = fields.find(b"\n", start)
-        end = len(fields) if end < 0 else end + 1
-        line = fields[start:end]
-        if line[:1] not in (b" ", b"\t"):
-            colon = line.find(b":")
-            name = line[:colon].strip().lower() if colon > 0 else b""
-            target = named if name in names else own
-        target.append(line)
-        start = end
-    return b"".join(own), b"".join(named)
-
-
-ADDRESS_ATOM = 1
-ADDRESS_QUOTED = 2
-ADDRESS_COMMENT = 3
-ADDRESS_LITERAL = 4
-
-_ADDRESS_ATOM_RUN = re.compile(rb'[^()<>\[\]:;@\\,." \t\r\n]+')
-_ADDRESS_SPACE_RUN = re.compile(rb"[ \t\r\n]+")
-_ADDRESS_QUOTED = re.compile(rb'"(?:[^"\\]+|\\.|\\\Z)*"?', re.S)
-_ADDRESS_COMMENT_CHAR = re.compile(rb"[\\()]")
-
-
-def address_tokens(raw: bytes) -> list[tuple[int, int, int]]:
-    """RFC 5322 3.2 lexemes of an address header as ``(kind, start, end)``."""
-    tokens: list[tuple[int, int, int]] = []
-    i, n = 0, len(raw)
-    while i < n:
-        ch = raw[i]
-        if ch in b" \t\r\n":
-            i = _ADDRESS_SPACE_RUN.match(raw, i).end()  # type: ignore[union-attr]
-        elif ch == 0x22:
-            end = _ADDRESS_QUOTED.match(raw, i).end()  # type: ignore[union-attr]
-            tokens.append((ADDRESS_QUOTED, i, end))
-            i = end
-        elif ch == 0x28:
-            i = _address_comment(raw, i, tokens)
-        elif ch == 0x5B:
-            end = raw.find(b"]", i)
-            end = n if end < 0 else end + 1
-            tokens.append((ADDRESS_LITERAL, i, end))
-            i = end
-        elif ch in b'()<>[]:;@\\,."':
-            tokens.append((ch, i, i + 1))
-            i += 1
-        else:
-            end = _ADDRESS_ATOM_RUN.match(raw, i).end()  # type: ignore[union-attr]
-            tokens.append((ADDRESS_ATOM, i, end))
-            i = end
-    return tokens
-
-
-def _address_comment(raw: bytes, i: int, tokens: list[tuple[int, int, int]]) -> int:
-    """The comment opening at ``raw[i]``: its content's token; where scanning goes on."""
-    depth, j = 1, i + 1
-    for found in _ADDRESS_COMMENT_CHAR.finditer(raw, i + 1):
-        k = found.start()
-        if k < j:
-            continue  # escaped by the backslash before it
-        if raw[k] == 0x5C:
-            j = k + 2
-            continue
-        depth += 1 if raw[k] == 0x28 else -1
-        j = k + 1
-        if not depth:
-            tokens.append((ADDRESS_COMMENT, i + 1, k))
-            return j
-    tokens.append((ADDRESS_COMMENT, i + 1, len(raw)))
-    return len(raw)
-
-
-# ---------------------------------------------------------------------------- mbox
-
-
-def mbox_quote(message: bytes) -> bytes:
-    """Message -> mboxrd body with LF line endings and one final LF."""
-    if b"\r\n" in message:
-        message = message.replace(b"\r\n", b"\n")
-    if b"From " in message:
-        message = _MBOX_FROM_AFTER_LF.sub(rb"\n>\1", message)
-        if _MBOX_FROM.match(message) is not None:
-            message = b">" + message
-    if message and not message.endswith(b"\n"):
-        message += b"\n"
-    return message
-
-
-def mbox_unquote(body: bytes) -> bytes:
-    """mboxrd body -> message text: one ``>`` less on each ``^>+From `` line."""
-    if b">From " in body:
-        body = _MBOX_QUOTED_FROM_AFTER_LF.sub(rb"\n\1", body)
-        if body[:1] == b">" and _MBOX_FROM.match(body) is not None:
-            body = body[1:]
-    return body
-
-
-def mbox_scan(data: bytes, start: int) -> list[int]:
-    """Offsets of the ``From `` lines that begin messages, from ``start`` on."""
-    if start < 0:
-        raise ValueError("start out of range")
-    offsets = [start] if data.startswith(b"From ", start) else []
-    pos = data.find(b"\nFrom ", start)
-    while pos >= 0:
-        offsets.append(pos + 1)
-        pos = data.find(b"\nFrom ", pos + 6)
-    return offsets
-
-
-def to_crlf(data: bytes) -> bytes:
-    """LF line endings -> CRLF, leaving existing CRLF alone."""
-    if _BARE_LF.search(data) is None:
-        return data
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def crlf_size(data: bytes) -> int:
-    """``len(to_crlf(data))`` without building it (RFC 1939 / RFC 3501 sizes)."""
-    return len(data) + data.count(b"\n") - data.count(b"\r\n")
-
-
-# ---------------------------------------------------------------------------- IMAP
-
-# Token kinds of imap_tokenize: (kind, value) pairs.
-IMAP_ATOM = 1
-IMAP_QUOTED = 2
-IMAP_LITERAL = 3
-IMAP_LIST = 4
-# imap_literal_at_end's max_digits: a count of up to 18 digits fits a C int64 in both twins.
-_MAX_COUNT_DIGITS = 18
-# An atom's bytes: 0x21-0x7E except ( ) " { and [ (the latter is looked at apart, for sections).
-_IMAP_ATOM_RUN = re.compile(rb'[^\x00-\x20\x7f-\xff()"{\[]*')
-_IMAP_NOT_SECTION_CHAR = re.compile(rb"[^\x20-\x7e]")
-_IMAP_QUOTED_SPECIAL = re.compile(rb'["\\]')
-# RFC 3501 4.3 literal / RFC 7888 literal+: "{" number ["+"] "}" ending the line.
-_IMAP_LITERAL = re.compile(rb"\{([0-9]+)(\+?)\}\Z")
-# Fetch attributes whose "[section]" may hold spaces and parentheses (RFC 3501 6.4.5, RFC 3516).
-_IMAP_SECTION_NAMES = frozenset({b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"})
-# A string needs a literal when it holds one of these (RFC 3501 4.3, 9: QUOTED-CHAR is 7-bit
-# TEXT-CHAR; quoted-specials are left to literals, as fetch.imap_string does).
-_IMAP_NOT_QUOTABLE = re.compile(rb'[\x00\r\n"\\\x80-\xff]')
-
-
-def imap_tokenize(parts: list[bytes], max_depth: int) -> list[tuple[int, object]]:
-    """RFC 3501 9 lexical rules over a command's text parts and the literals between them."""
-    if type(parts) is not list or len(parts) % 2 == 0:
-        raise ValueError("parts must be text, literal, text, ..., text")
-    for part in parts:
-        if type(part) is not bytes:
-            raise TypeError("parts must be bytes")
-    last = len(parts) - 1
-    index = pos = 0
-    text = parts[0]
-    n = len(text)
-    items: list[tuple[int, object]] = []
-    stack: list[list[tuple[int, object]]] = []  # the enclosing lists' items
-    first = True
-    while True:
-        if pos >= n:
-            if index < last:
-                raise ParseError("literal not at the end of a line")
-            if stack:
-                raise ParseError("unterminated list")
-            return items
-        c = text[pos]
-        if c == 0x29:  # ')'
-            if not stack:
-                raise ParseError("unexpected ')'")
-            pos += 1
-            inner = items
-            items = stack.pop()
-            items.append((IMAP_LIST, inner))
-            first = False
-            continue
-        if not first:
-            if c != 0x20:
-                raise ParseError("expected a space between arguments")
-            while pos < n and text[pos] == 0x20:
-                pos += 1  # tolerate doubled spaces, as most servers do
-            if pos >= n or text[pos] == 0x29:
-                continue  # tolerate a trailing space
-        first = False
-        c = text[pos]
-        if c == 0x28:  # '('
-            if len(stack) >= max_depth:
-                raise ParseError("lists nested too deeply")
-            pos += 1
-            stack.append(items)
-            items = []
-            first = True
-        elif c == 0x22:  # '"'
-            value, pos = _imap_quoted(text, pos + 1)
-            items.append((IMAP_QUOTED, value))
-        elif c == 0x7B:  # '{'
-            match = _IMAP_LITERAL.match(text, pos)
-            if match is None or index >= last:
-                raise ParseError("invalid literal")
-            literal = parts[index + 1]
-            if len(literal) != int(match.group(1)):
-                raise ParseError("literal size mismatch")
-            items.append((IMAP_LITERAL, literal))
-            index += 2
-            text = parts[index]
-            n = len(text)
-            pos = 0
-        else:
-            end = _imap_atom_end(text, pos)
-            items.append((IMAP_ATOM, text[pos:end]))
-            pos = end
-
-
-def _imap_quoted(text: bytes, pos: int) -> tuple[bytes, int]:
-    """quoted = DQUOTE *QUOTED-CHAR DQUOTE from just past the DQUOTE; only \\" and \\\\ are
-    escapes (RFC 3501 9).  Returns the unescaped value and the offset past the closing quote."""
-    chunks = []
-    while True:
-        match = _IMAP_QUOTED_SPECIAL.search(text, pos)
-        if match is None:
-            raise ParseError("unterminated quoted string")
-        end = match.start()
-        chunks.append(text[pos:end])
-        if text[end] == 0x22:
-            return b"".join(chunks), end + 1
-        if end + 1 >= len(text) or text[end + 1] not in b'"\\':
-            raise ParseError("invalid escape in quoted string")
-        chunks.append(text[end + 1 : end + 2])
-        pos = end + 2
-
-
-def _imap_atom_end(text: bytes, start: int) -> int:
-    """End of the atom at ``start``: a run of ATOM-CHAR plus list-wildcards, ``\\`` and ``]``
-    (astring, flags, LIST patterns and sequence sets share this lexeme); ``NAME[section]`` of
-    a fetch attribute keeps the section's spaces and parentheses (RFC 3501 6.4.5)."""
-    n = len(text)
-    pos = start
-    while True:
-        pos = _IMAP_ATOM_RUN.match(text, pos).end()  # type: ignore[union-attr]
-        if pos >= n or text[pos] != 0x5B:  # '['
-            break
-        if text[start:pos].upper() in _IMAP_SECTION_NAMES:
-            close = text.find(b"]", pos)
-            if close < 0:
-                raise ParseError("unterminated section")
-            if _IMAP_NOT_SECTION_CHAR.search(text, pos, close) is not None:
-                raise ParseError("invalid character in section")
-            pos = close + 1
-        else:
-            pos += 1
-    if pos == start:
-        raise ParseError("8-bit data in atom" if text[pos] >= 0x7F else "invalid character")
-    if pos < n and text[pos] >= 0x7F:
-        raise ParseError("8-bit data in atom")
-    if pos < n and text[pos] < 0x20:
-        raise ParseError("control character in command")
-    return pos
-
-
-def imap_literal_at_end(line: bytes, max_digits: int) -> tuple[int, bool] | None:
-    """The ``{n}`` / ``{n+}`` that ends a command line (RFC 3501 4.3, RFC 7888)."""
-    if not 1 <= max_digits <= _MAX_COUNT_DIGITS:
-        raise ValueError("max_digits out of range")
-    match = _IMAP_LITERAL.search(line)
-    if match is None:
-        return None
-    digits = match.group(1)
-    return (int(digits) if len(digits) <= max_digits else -1), bool(match.group(2))
-
-
-def imap_quote(value: bytes) -> bytes:
-    """An IMAP string for a response: quoted when safe, else a literal (RFC 3501 4.3)."""
-    if _IMAP_NOT_QUOTABLE.search(value) is None:
-        return b'"' + value + b'"'
-    return b"{%d}\r\n" % len(value) + value
-
-
-_SEQ_NUMBER = re.compile(rb"[1-9][0-9]{0,9}")
-_MAX_SEQ_NUMBER = 2**32 - 1
-
-
-def imap_sequence_set(text: bytes) -> list[tuple[int, int]]:
-    """RFC 3501 9 sequence-set -> [(first, last)] as written; 0 stands for ``*``."""
-    ranges: list[tuple[int, int]] = []
-    for item in text.split(b","):
-        low, sep, high = item.partition(b":")
-        first = _seq_number(low)
-        ranges.append((first, _seq_number(high) if sep else first))
-    return ranges
-
-
-def _seq_number(text: bytes) -> int:
-    if text == b"*":
-        return 0
-    if _SEQ_NUMBER.fullmatch(text) is None or int(text) > _MAX_SEQ_NUMBER:
-        raise ParseError("invalid sequence set")
-    return int(text)
