@@ -28,11 +28,10 @@ from refmail.store.mboxfmt import (
     MAX_UID,
     new_entry,
     parse_entry,
-    served_header,
-    split_entry,
 )
 from refmail.store.mboxio import scan_entries, write_mbox
 from refmail.store.model import Entry, MailboxState, MessageInfo, normalize_flags
+from refmail.store.reader import MailboxReader
 from refmail.store.rescan import number_entries
 
 log = logging.getLogger(__name__)
@@ -161,39 +160,49 @@ class Mailbox:
                 self._infos = [entry.info() for entry in self._entries]
             return list(self._infos)
 
-    def changes_since(self, generation: int | None) -> MailboxChanges:
+    def changes_since(self, generation: int | None, *, look: bool = True) -> MailboxChanges:
         """What changed after ``generation`` (a ``MailboxChanges.generation`` this object
         handed out), costing the changes, not the mailbox; ``None``, or a generation the
         journal cannot answer for, gets the whole mailbox (``reset``).  UIDVALIDITY is in
         every answer (RFC 3501 2.3.1.1).
 
-        A read when nothing changed on disk takes the thread lock only, not fcntl and the
-        dotlock.  Consistency rule: in this process the file, the index row and the picture
-        in memory change only under the thread lock; another program changes the mbox only
-        under fcntl + dotlock, and any change it makes moves the file's (inode, size,
-        mtime) at ``path`` (a rewrite is a rename: a new inode), while another index writer
-        moves ``PRAGMA data_version``.  So when, before the thread lock is taken, the file
-        at ``path`` is the one the picture describes and the index is unchanged since the
-        picture was read, the picture was current at that moment: the answer is the one a
-        reader holding every lock would have got just then (a change made later is seen by
-        the next look).  Else the full lock is taken and the file looked at (``_refresh``),
-        which may find a half-written append or another program's change.  The same
-        (inode, size, mtime) test is the one ``_refresh`` trusts under the lock."""
-        try:
-            seen = os.stat(self.path)
-            version = self._index.version()
-        except (OSError, StorageError):
-            seen = None
+        No answer takes fcntl and the dotlock unless the file or the index changed behind
+        this object's back.  Consistency rule: in this process the file, the index row and
+        the picture in memory change only under the thread lock, and every change made
+        here first takes every lock and looks at the file (``_refresh``); another program
+        changes the mbox only under fcntl + dotlock, and any change it makes moves the
+        file's (inode, size, mtime) at ``path`` (a rewrite is a rename: a new inode), while
+        another index writer moves ``PRAGMA data_version``.  Hence:
+
+        - ``look`` (SELECT, NOOP, the start of IDLE: a client asking what is new): when,
+          before the thread lock is taken, the file at ``path`` is the one the picture
+          describes and the index is unchanged since the picture was read, the picture was
+          current at that moment, and the answer is the one a reader holding every lock
+          would have got just then.  Else the locks are taken and the file looked at,
+          which may find a half-written append or another program's change.  The
+          (inode, size, mtime) test is the one ``_refresh`` trusts under the lock.
+        - ``look=False`` (a session woken by a change made here): the picture as of the
+          last change made or look taken here, under the thread lock only; it is current
+          as of that change, which took every lock and looked at the file.  Another
+          program's change made since is seen at the next look, as it is when no change
+          here wakes anyone (nothing polls the file)."""
+        if look:
+            try:
+                seen: os.stat_result | None = os.stat(self.path)
+                version = self._index.version()
+            except (OSError, StorageError):
+                seen = None
         with self._thread_lock:
             state = self._state
-            if (
-                seen is not None
-                and state is not None
-                and self._depth == 0
-                and state.describes(seen.st_ino, seen.st_size, seen.st_mtime_ns)
-                and version == self._index_version
-            ):
-                return self._changes(state, generation)
+            if state is not None and self._depth == 0:
+                if not look:
+                    return self._changes(state, generation)
+                if (
+                    seen is not None
+                    and state.describes(seen.st_ino, seen.st_size, seen.st_mtime_ns)
+                    and version == self._index_version
+                ):
+                    return self._changes(state, generation)
         with self.locked():
             return self._changes(self._refresh(), generation)
 
@@ -267,17 +276,6 @@ class Mailbox:
                     # (another session may see these as recent too until space returns).
                     log.warning("mailbox %s: \\Recent claims not saved: disk full", self.name)
             return {entry.uid for entry in claimed}
-
-    def _read_message(self, uid: int, *, header_only: bool) -> bytes:
-        """The served message or header of ``uid`` (lock held, picture current)."""
-        position = self._position.get(uid)
-        if position is None:
-            raise KeyError(uid)
-        entry = self._entries[position]
-        self.message_reads += 1
-        if header_only:
-            return served_header(self._read_entry(entry, entry.header_length))
-        return split_entry(self._read_entry(entry, entry.length)).served()
 
     def _read_whole(self, entry: Entry) -> bytes:
         return self._read_entry(entry, entry.length)
@@ -629,32 +627,3 @@ class Mailbox:
             removed = tuple(entry.uid for entry in self._entries)
             if removed:
                 self._rewrite(state, drop=frozenset(removed), event=("expunge", removed))
-
-
-class MailboxReader:
-    """Messages of a mailbox read under the lock ``Mailbox.reading`` holds, and the fetch
-    data the index caches for them (ENVELOPE, BODYSTRUCTURE, ...: opaque bytes to the
-    store, keyed by UID and item name).  Valid only inside its ``with`` block."""
-
-    def __init__(self, box: Mailbox) -> None:
-        self._box = box
-
-    def read(self, uid: int) -> bytes:
-        """As ``Mailbox.read`` (KeyError for a UID not in the mailbox)."""
-        return self._box._read_message(uid, header_only=False)
-
-    def read_header(self, uid: int) -> bytes:
-        """As ``Mailbox.read_header``."""
-        return self._box._read_message(uid, header_only=True)
-
-    def cached(self, uids: Iterable[int]) -> dict[tuple[int, str], bytes]:
-        """``{(uid, item): value}`` cached for these UIDs."""
-        box = self._box
-        present = [uid for uid in uids if uid in box._position]
-        return box._index.cached(box.name, present)
-
-    def put_cached(self, values: Mapping[tuple[int, str], bytes]) -> None:
-        """Cache fetch data derived from the messages read here (UIDs gone are skipped)."""
-        box = self._box
-        kept = {key: value for key, value in values.items() if key[0] in box._position}
-        box._index.put_cached(box.name, kept)
