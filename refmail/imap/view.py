@@ -163,7 +163,9 @@ class SelectedMailbox:
         if not (stale or refresh or (allow_expunge and self.ghosts)):
             return []
         try:
-            changes = self.box.changes_since(self.generation)
+            # a wake-up for a change made in this process needs no look at the file: that
+            # change took every lock and looked (Mailbox.changes_since)
+            changes = self.box.changes_since(self.generation, look=refresh)
         except NoSuchMailbox:
             raise MailboxGone("the mailbox was deleted") from None
         if changes.uidvalidity != self.uidvalidity:

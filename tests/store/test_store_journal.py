@@ -178,6 +178,33 @@ def test_a_read_of_an_unchanged_mailbox_takes_no_file_lock(mail_root: Path, make
     store.close()
 
 
+def test_a_wake_up_answers_from_the_last_change_made_here(mail_root: Path, make_message):
+    """``look=False``: the picture as the last change made in this process left it (that
+    change took every lock and looked at the file), so no lock and no look; another
+    program's later change waits for the next look."""
+    store = MailStore(mail_root, lock_timeout=0.3)
+    store.ensure_user("alice")
+    box = store.mailbox("alice", "INBOX")
+    with open(box.path, "ab") as f:  # seen by the append below, which looks first
+        f.write(EXTERNAL)
+    generation = box.changes_since(None).generation
+    with open(box.path, "ab") as f:
+        f.write(EXTERNAL)
+    box.append(make_message(3))  # takes every lock: finds the external message 2 first
+    lock = hold_dotlock(box.path)
+    try:
+        with open(box.path, "ab") as f:  # made after the last change here
+            f.write(EXTERNAL)
+        changes = box.changes_since(generation, look=False)
+        assert changes.reset and uids_of(changes.messages) == [1, 2, 3]
+        with pytest.raises(LockTimeout):
+            box.changes_since(changes.generation)  # a look must wait for the locks
+    finally:
+        lock.unlink()
+    assert uids_of(box.changes_since(changes.generation).messages) == [1, 2, 3, 4]
+    store.close()
+
+
 def test_a_rewrite_here_keeps_the_journal(store: MailStore, make_message) -> None:
     """EXPUNGE renames a new file over the mbox (a new inode): the picture records it, so
     the journal still answers and the next read needs no lock."""
