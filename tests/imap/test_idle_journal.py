@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import re
 import smtplib
-import socket
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from refmail.store import MailStore
 from refmail.store import journal as journal_module
 
 from .conftest import Client, Env
+from .line_client import LineClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -216,30 +216,6 @@ def test_another_programs_append_reaches_an_idler_with_the_next_change(env: Env)
 
 
 # ---------------------------------------------------------------------------- over loopback
-
-
-class LineClient:
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=10)
-        self.buffer = b""
-
-    def line(self, timeout: float = 10.0) -> bytes:
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def command(self, tag: str, text: str) -> list[bytes]:
-        self.sock.sendall(f"{tag} {text}\r\n".encode())
-        lines = []
-        while True:
-            lines.append(self.line())
-            if lines[-1].startswith(tag.encode() + b" "):
-                return lines
 
 
 def test_many_idle_clients_over_loopback_see_each_kind_of_change(server) -> None:
