@@ -5,7 +5,8 @@
     python benchmarks/bench_imap_e2e.py --pure-twin           # also refmail on the pure twin
     python benchmarks/bench_imap_e2e.py --no-dovecot          # refmail only
 
-One mailbox of ``--messages`` seeded messages (``bench_imap_corpus``) is given to each server:
+One mailbox, the first ``--messages`` of the shared seeded corpus (``corpus.py``, the one
+``run_all.py`` uses), is given to each server:
 
 - refmail: delivered once through its store (``MailStore.deliver``, durable appends, as local
   delivery does) into a data directory kept in ``--workdir``; each run serves a fresh copy of
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-import bench_imap_corpus  # noqa: E402 - after the path set-up above
+import corpus  # noqa: E402 - after the path set-up above
 import dovecot  # noqa: E402
 
 from refmail.auth import UserDB  # noqa: E402
@@ -157,7 +159,7 @@ def session(address: tuple[str, int], count: int, marked: int) -> dict[str, floa
     assert status == "OK" and int(data[0]) == count, (status, data)
     status, data = step(STEPS[2], lambda: client.fetch("1:*", "(FLAGS ENVELOPE BODYSTRUCTURE)"))
     assert status == "OK" and len(data) == count, (status, len(data))
-    status, data = step(STEPS[3], lambda: client.search(None, "BODY", bench_imap_corpus.MARKER))
+    status, data = step(STEPS[3], lambda: client.search(None, "BODY", corpus.MARKER))
     hits = len(data[0].split())
     assert status == "OK" and hits == marked, (status, hits, marked)
     status, data = step(STEPS[4], lambda: client.fetch("1:*", "(BODY.PEEK[])"))
@@ -175,7 +177,7 @@ def measure(
     turns: every server is started, then each has its first session, then each has one warm
     session per round (the order reversed every other round), so that a change of load on
     the shared machine hits them alike."""
-    marked = bench_imap_corpus.marked(count)
+    marked = corpus.marked(count)
     addresses = {}
     for label, start in servers:
         addresses[label] = start()
@@ -251,16 +253,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def pristine_dir(workdir: Path, messages: list[bytes]) -> Path:
+    """Where refmail's store with ``messages`` delivered is kept: named by their count and
+    checksum, so that a store delivered from another corpus is never served for this one."""
+    crc = 0
+    for message in messages:
+        crc = zlib.crc32(message, crc)
+    return workdir / f"delivered-{len(messages)}-{crc:08x}"
+
+
 def run(args: argparse.Namespace) -> dict:
     """Deliver (once), serve, measure.  Returns ``{"messages", "octets", "repeat",
     "versions", "first": {label: {step: seconds}}, "warm": {...}}`` (labels: refmail,
     refmail-py with ``--pure-twin``, dovecot when it can run); ``ratio_table`` prints it."""
     count = args.messages
-    messages = bench_imap_corpus.messages(count)
+    messages = corpus.mailbox()[:count]
     octets = sum(len(m) for m in messages)
     print(f"corpus: {count} messages, {octets / 2**20:.1f} MiB", file=sys.stderr)
 
-    pristine = args.workdir / f"delivered-{count}"
+    pristine = pristine_dir(args.workdir, messages)
     took = deliver(pristine, messages)
     if took:
         print(f"refmail: delivered {count} messages in {took:.1f} s", file=sys.stderr)

@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,7 +102,7 @@ def run_imap(
     args: argparse.Namespace, summary: Summary, messages: list[bytes], pristine: Path
 ) -> list[str]:
     """``bench_imap_e2e``'s servers, sessions (taking turns) and report, on the shared corpus
-    delivered in ``pristine`` (its own ``run`` reads ``bench_imap_corpus``)."""
+    delivered in ``pristine`` (as its own ``run`` does, by ``pristine_dir``)."""
     count = len(messages)
     workdir = args.workdir / "imap"
     runs: list[tuple[str, object]] = [
@@ -241,10 +240,7 @@ def main() -> None:
     pristine = args.workdir
     if {"imap", "pop3", "idle"} & set(args.only):
         messages = corpus.mailbox()[:count]
-        crc = 0
-        for message in messages:
-            crc = zlib.crc32(message, crc)
-        pristine = args.workdir / f"delivered-{count}-{crc:08x}"
+        pristine = bench_imap_e2e.pristine_dir(args.workdir, messages)
         took = bench_imap_e2e.deliver(pristine, messages)
         if took:
             print(f"refmail: delivered {count} corpus messages in {took:.1f} s", flush=True)
