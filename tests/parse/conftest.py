@@ -5,22 +5,14 @@ should have been is ``tests/test_implementation.py``'s business (REFMAIL_EXPECT_
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import pytest
+from parse_twins_check import load_compiled
 
 from refmail import _parse_py
 
 IMPLEMENTATIONS = ("python", "cython")
-
-
-def load_compiled() -> ModuleType | None:
-    """The compiled core, or None when it has not been built."""
-    try:
-        return importlib.import_module("refmail._parse")
-    except ImportError:
-        return None
 
 
 @pytest.fixture(scope="session", params=IMPLEMENTATIONS)

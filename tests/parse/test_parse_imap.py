@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from parse_twins_check import compiled, needs_compiled, same
 
 from refmail import _parse_py
 from refmail._parse_errors import ParseError
@@ -241,11 +240,6 @@ def test_quote_reads_back(parse_impl: ModuleType, value: bytes) -> None:
 
 # ------------------------------------------------------------------ twins agree
 
-try:
-    compiled: ModuleType | None = importlib.import_module("refmail._parse")
-except ImportError:
-    compiled = None
-needs_compiled = pytest.mark.skipif(compiled is None, reason="refmail._parse is not built")
 
 # fmt: off
 FRAGMENTS = [
@@ -260,20 +254,6 @@ TEXT = st.one_of(
     st.lists(st.sampled_from(FRAGMENTS), max_size=25).map(b"".join),
 )
 LITERAL_OCTETS = st.one_of(st.binary(max_size=6), st.sampled_from([b"abc", b"", b"(x)"]))
-
-
-def outcome(function: Callable[..., object], *args: object) -> tuple[str, object]:
-    try:
-        return "ok", function(*args)
-    except Exception as exc:  # noqa: BLE001 - the class and message are what is compared
-        return type(exc).__name__, str(exc)
-
-
-def same(name: str, *args: object) -> None:
-    assert compiled is not None
-    python = outcome(getattr(_parse_py, name), *args)
-    cython = outcome(getattr(compiled, name), *args)
-    assert cython == python, args
 
 
 @needs_compiled

@@ -6,20 +6,14 @@ message.  Integers are drawn from Py_ssize_t / C int range (the compiled signatu
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from parse_twins_check import compiled, needs_compiled, same
 
 from refmail import _parse_py
 
-try:
-    compiled = importlib.import_module("refmail._parse")
-except ImportError:
-    compiled = None
-pytestmark = pytest.mark.skipif(compiled is None, reason="refmail._parse is not built")
+pytestmark = needs_compiled
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -79,20 +73,6 @@ SOUP = st.one_of(
     st.lists(st.sampled_from(FRAGMENTS), max_size=30).map(b"".join),
 )
 OFFSET = st.integers(-3, 90)
-
-
-def outcome(function: Callable[..., object], *args: object) -> tuple[str, object]:
-    try:
-        return "ok", function(*args)
-    except Exception as exc:  # noqa: BLE001 - the class and message are what is compared
-        return type(exc).__name__, str(exc)
-
-
-def same(name: str, *args: object) -> None:
-    assert compiled is not None
-    python = outcome(getattr(_parse_py, name), *args)
-    cython = outcome(getattr(compiled, name), *args)
-    assert cython == python, args
 
 
 def test_same_names_and_constants() -> None:
