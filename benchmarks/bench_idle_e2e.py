@@ -92,19 +92,11 @@ class DovecotIdle(dovecot.DovecotServer):
     """``dovecot.DovecotServer`` with limits for many connections (module doc)."""
 
     def __init__(self, workdir: Path, inbox: bytes, clients: int) -> None:
-        super().__init__(workdir, USER, PASSWORD, inbox)
-        self.clients = clients
-
-    def start(self) -> tuple[str, int]:
         extra = DOVECOT_EXTRA.format(
-            clients=self.clients, limit=self.clients + 100, limit2=2 * (self.clients + 100) + 100
+            clients=clients, limit=clients + 100, limit2=2 * (clients + 100) + 100
         )
-        original = dovecot.CONFIG
-        dovecot.CONFIG = original + extra  # read by DovecotServer.start when it writes the conf
-        try:
-            return super().start()
-        finally:
-            dovecot.CONFIG = original
+        super().__init__(workdir, USER, PASSWORD, inbox, extra_config=extra)
+        self.clients = clients
 
 
 # ---------------------------------------------------------------------------- client side

@@ -9,7 +9,8 @@ plain, multipart with attachments, non-ASCII headers, long threads; lines starti
 "From ") is given to each server: refmail's delivered through its store
 (``bench_imap_e2e.deliver``, made once and kept under ``--workdir``, or ``--pristine``: the
 same delivered data the IMAP benchmark uses) and copied for the run; Dovecot's (Debian's
-``dovecot-pop3d``, ``peers.DovecotPOP3``) the same messages as an mboxrd INBOX.
+``dovecot-pop3d``, ``dovecot.DovecotServer`` with ``protocol="pop3"``) the same messages as
+an mboxrd INBOX.
 Each server is started, one session warms it (Dovecot builds its index there), then the best
 of ``--repeat`` sessions is taken for:
 
@@ -43,6 +44,7 @@ sys.path.insert(0, str(REPO))
 import bench_imap_e2e  # noqa: E402 - after the path set-up above
 import bench_pop3  # noqa: E402
 import corpus  # noqa: E402
+import dovecot  # noqa: E402
 import peers  # noqa: E402
 
 USER, PASSWORD = bench_pop3.USER, bench_pop3.PASSWORD
@@ -129,7 +131,9 @@ class Result:
     seconds: float
 
 
-def measure(name: str, server: peers.Peer, messages: list[bytes], repeat: int) -> list[Result]:
+def measure(
+    name: str, server: peers.Peer | dovecot.DovecotServer, messages: list[bytes], repeat: int
+) -> list[Result]:
     total = sum(len(m) for m in messages)
     with server:
         address = server.address
@@ -177,10 +181,10 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str | None]:
     messages = maildrop(args.messages)
     data = refmail_data(args.workdir, messages, args.pristine)
     results = measure("refmail", peers.RefmailServe(data, "pop3"), messages, args.repeat)
-    skipped = "--no-dovecot" if args.no_dovecot else peers.DovecotPOP3.available()
+    skipped = "--no-dovecot" if args.no_dovecot else dovecot.available("pop3")
     if skipped is None:
-        server = peers.DovecotPOP3(
-            args.workdir / "dovecot", USER, PASSWORD, dovecot_inbox(messages)
+        server = dovecot.DovecotServer(
+            args.workdir / "dovecot", USER, PASSWORD, dovecot_inbox(messages), protocol="pop3"
         )
         results += measure("dovecot", server, messages, args.repeat)
     return results, skipped
