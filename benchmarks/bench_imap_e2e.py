@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import imaplib
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import corpus  # noqa: E402 - after the path set-up above
 import dovecot  # noqa: E402
+import peers  # noqa: E402
 
 from refmail.auth import UserDB  # noqa: E402
 from refmail.parse import mbox_quote  # noqa: E402
@@ -65,50 +63,19 @@ TIMEOUT = 600.0
 # ---------------------------------------------------------------------------- servers
 
 
-class RefmailServer:
-    """``python -m refmail serve`` over a data directory with the corpus delivered."""
+class RefmailServer(peers.RefmailServe):
+    """``python -m refmail serve`` (``peers.RefmailServe``, IMAP) over a fresh copy of a data
+    directory with the corpus delivered: every run starts with the same state."""
 
     def __init__(self, pristine: Path, data_dir: Path, *, pure_twin: bool) -> None:
+        super().__init__(data_dir, "imap", pure_twin=pure_twin)
         self.pristine = pristine
-        self.data_dir = data_dir
-        self.pure_twin = pure_twin
-        self.proc: subprocess.Popen[str] | None = None
-        self.address: tuple[str, int] | None = None
 
     def start(self) -> tuple[str, int]:
-        """Serve a fresh copy of the delivered data: every run starts with the same state."""
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         shutil.copytree(self.pristine, self.data_dir)
-        env = dict(os.environ)
-        env.pop("REFMAIL_NO_EXTENSIONS", None)
-        if self.pure_twin:
-            env["REFMAIL_NO_EXTENSIONS"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "refmail", "serve", "--data", str(self.data_dir.resolve())],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            found = re.match(r"imap\s+(\S+):(\d+)", line)
-            if found:
-                self.address = (found.group(1), int(found.group(2)))
-            if line.startswith("refmail ready"):
-                break
-        if self.address is None:
-            self.stop()
-            raise RuntimeError("refmail did not announce an IMAP port")
-        return self.address
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(60)
-        self.proc = None
+        return super().start()
 
 
 def deliver(data_dir: Path, messages: list[bytes]) -> float:
